@@ -1,0 +1,167 @@
+"""Every setting of the bot, read once from the environment (and `.env`).
+
+The names and defaults are a contract (DESIGN.md): operators set them in compose files and
+Kubernetes manifests, so add settings, never rename them.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+BotMode = Literal["socket", "http", "console", "auto"]
+AgentType = Literal["codegen", "claude_code"]
+
+# Used when CODEGEN_API_TOKEN / CODEGEN_ORG_ID are unset: the built-in emulator accepts these.
+EMULATOR_TOKEN = "emulator-token"
+EMULATOR_ORG_ID = 1
+
+
+class ConfigError(Exception):
+    """A setting has a value the bot cannot use; the message names the variable."""
+
+
+def _split_ids(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+
+    codegen_api_token: SecretStr | None = None
+    codegen_org_id: int | None = Field(default=None, gt=0)
+    codegen_api_url: str = "https://api.codegen.com"
+
+    database_url: str = "sqlite+aiosqlite:///./codegen-bot.db"
+    bot_mode: BotMode = "auto"
+    port: int = Field(default=3000, ge=1, le=65535)
+
+    codegen_create_per_minute: int = Field(default=10, ge=1)
+    codegen_poll_min_seconds: float = Field(default=5.0, gt=0)
+    codegen_poll_max_seconds: float = Field(default=60.0, gt=0)
+
+    codegen_default_repo_id: int | None = Field(default=None, gt=0)
+    codegen_default_model: str | None = None
+    codegen_default_agent_type: AgentType | None = None
+
+    allowed_slack_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_slack_channels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    max_images: int = Field(default=6, ge=0)
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_prompt_chars: int = Field(default=20000, ge=1)
+
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("allowed_slack_users", "allowed_slack_channels", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _split_ids(value)
+
+    @field_validator(
+        "codegen_default_model",
+        "codegen_default_agent_type",
+        "codegen_default_repo_id",
+        "codegen_org_id",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slash_terminated(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("codegen_api_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _poll_bounds(self) -> Settings:
+        if self.codegen_poll_max_seconds < self.codegen_poll_min_seconds:
+            raise ValueError(
+                "CODEGEN_POLL_MAX_SECONDS must be at least CODEGEN_POLL_MIN_SECONDS"
+            )
+        return self
+
+    # -- derived views ---------------------------------------------------------------------
+
+    @property
+    def uses_emulator(self) -> bool:
+        """No Codegen credentials: talk to the built-in emulator instead of the real API."""
+        return self.codegen_api_token is None
+
+    @property
+    def effective_org_id(self) -> int:
+        return self.codegen_org_id if self.codegen_org_id is not None else EMULATOR_ORG_ID
+
+    @property
+    def effective_codegen_token(self) -> str:
+        token = self.codegen_api_token
+        return token.get_secret_value() if token is not None else EMULATOR_TOKEN
+
+    def resolved_mode(self, *, stdin_is_tty: bool) -> Literal["socket", "http", "console"]:
+        """`auto` → socket if an app token is set, http if only a signing secret, else console."""
+        if self.bot_mode != "auto":
+            return self.bot_mode
+        if self.slack_app_token is not None:
+            return "socket"
+        if self.slack_signing_secret is not None:
+            return "http"
+        if stdin_is_tty:
+            return "console"
+        raise ConfigError(
+            "BOT_MODE=auto found no way to reach Slack: set SLACK_APP_TOKEN (Socket Mode) or "
+            "SLACK_SIGNING_SECRET (HTTP mode) with SLACK_BOT_TOKEN, or run `codegen-bot console` "
+            "in a terminal"
+        )
+
+    def secrets(self) -> list[str]:
+        """Every secret value set, so log filters can redact them."""
+        values = [
+            self.slack_bot_token,
+            self.slack_app_token,
+            self.slack_signing_secret,
+            self.codegen_api_token,
+        ]
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        name = "_".join(str(part) for part in item["loc"]).upper() or "settings"
+        shown = "<hidden>" if ("TOKEN" in name or "SECRET" in name) else repr(item.get("input"))
+        lines.append(f"{name}: {item['msg']} (got {shown})")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings once; a bad value raises ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+
+if __name__ == "__main__":  # pragma: no cover - manual check
+    try:
+        print(load_settings().model_dump_json(indent=2))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)

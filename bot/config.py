@@ -94,9 +94,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _poll_bounds(self) -> Settings:
         if self.codegen_poll_max_seconds < self.codegen_poll_min_seconds:
-            raise ValueError(
-                "CODEGEN_POLL_MAX_SECONDS must be at least CODEGEN_POLL_MIN_SECONDS"
-            )
+            raise ValueError("CODEGEN_POLL_MAX_SECONDS must be at least CODEGEN_POLL_MIN_SECONDS")
         return self
 
     # -- derived views ---------------------------------------------------------------------

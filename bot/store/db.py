@@ -1,0 +1,67 @@
+"""Engine creation and migrations (applied at start and by `codegen-bot migrate`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+# Any constant works: it only has to be the same for every replica of the bot.
+_PG_MIGRATION_LOCK = 0x636F6465
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            # WAL lets the web handlers read while a tick writes; busy_timeout makes writers
+            # queue instead of failing with "database is locked".
+            if ":memory:" not in url:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def _upgrade(connection: Connection) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    if connection.dialect.name == "postgresql":
+        # Several replicas may start at once; one migrates, the others wait and find nothing to do.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+    command.upgrade(config, "head")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade)
+
+
+async def pending_migrations(engine: AsyncEngine) -> bool:
+    """True when the database is not at the newest revision (used by `doctor`)."""
+    async with engine.connect() as connection:
+        heads = await connection.run_sync(
+            lambda c: set(MigrationContext.configure(c).get_current_heads())
+        )
+    script = ScriptDirectory.from_config(alembic_config())
+    return heads != set(script.get_heads())

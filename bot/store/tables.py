@@ -1,0 +1,201 @@
+"""The bot's own tables: everything that must survive a restart or be shared by replicas.
+
+Times are stored as naive UTC (UTCDateTime) so that SQLite, which compares them as strings, and
+PostgreSQL order them the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012
+
+
+class RequestStatus:
+    PENDING = "pending"  # waiting to be sent (or re-sent after a transient failure)
+    DISPATCHED = "dispatched"  # Codegen accepted it; run_id is set
+    FAILED = "failed"  # the user has been told why; never retried
+
+
+class RequestKind:
+    CREATE = "create"
+    RESUME = "resume"
+
+
+class QueuedRequest(Base):
+    """The outbox: committed before any call to Codegen, kept until a run id or a reason."""
+
+    __tablename__ = "queued_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # uuid, also in metadata
+    org_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16), default=RequestKind.CREATE)
+    status: Mapped[str] = mapped_column(String(16), default=RequestStatus.PENDING)
+
+    prompt: Mapped[str] = mapped_column(Text)
+    images: Mapped[list[Any]] = mapped_column(JSON, default=list)  # data URIs
+    skipped_files: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Resolved repo/model/agent with the source of each ({"repo_id": {"value":…, "source":…}}).
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    run_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    resume_run_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    parent_run_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    team_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(32))
+    trigger: Mapped[str] = mapped_column(String(32))
+    thread_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    message_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    card_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The last attempt may have reached Codegen: look for request_id in recent runs first.
+    ambiguous: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_attempt_at: Mapped[datetime]
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    run_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    lease_owner: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_queued_requests_due", "status", "next_attempt_at"),)
+
+
+class TrackedRun(Base):
+    """A Codegen agent run the bot reports on, with its own next poll time."""
+
+    __tablename__ = "tracked_runs"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    org_id: Mapped[int] = mapped_column(BigInteger)
+    request_id: Mapped[str] = mapped_column(ForeignKey("queued_requests.id"))
+
+    status: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    web_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    summary: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pull_requests: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+    team_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(32))
+    thread_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    message_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    card_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+    tracking: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_poll_at: Mapped[datetime]
+    poll_interval: Mapped[float] = mapped_column(Float)
+    # The status whose card edit and reactions have been done (conditional update decides).
+    notified_status: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # none → posting → posted: the final reply is posted once; 'posting' after a crash means
+    # "look in the thread for it before posting again".
+    final_reply_state: Mapped[str] = mapped_column(String(16), default="none")
+    final_reply_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime]
+    last_change_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    lease_owner: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    __table_args__ = (
+        Index("ix_tracked_runs_due", "tracking", "next_poll_at"),
+        Index("ix_tracked_runs_thread", "channel_id", "thread_ts"),
+    )
+
+
+class SeenEvent(Base):
+    """Slack event ids already handled, so a retried delivery produces nothing new."""
+
+    __tablename__ = "seen_slack_events"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime]
+
+
+class ChannelDefaults(Base):
+    __tablename__ = "channel_defaults"
+
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    repo: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    agent_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    updated_by: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime]
+
+
+class RateBudget(Base):
+    """One row per (org, bucket): the lock every replica takes before spending from the budget,
+    and the block set by a 429's Retry-After."""
+
+    __tablename__ = "rate_budgets"
+
+    org_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    bucket: Mapped[str] = mapped_column(String(16), primary_key=True)
+    blocked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    touched_at: Mapped[datetime]
+
+
+class RateSpend(Base):
+    """One row per call spent from a budget; the sliding window counts these."""
+
+    __tablename__ = "rate_spends"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    org_id: Mapped[int] = mapped_column(BigInteger)
+    bucket: Mapped[str] = mapped_column(String(16))
+    spent_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_rate_spends_window", "org_id", "bucket", "spent_at"),)

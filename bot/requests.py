@@ -71,8 +71,10 @@ class RunRequest(BaseModel):
     options: RunOptions = Field(default_factory=RunOptions)
     slack: SlackContext
     files: tuple[SlackFile, ...] = ()
-    # Slack's event id (events API) so a retried delivery is dropped; None for slash commands.
-    event_id: str | None = None
+    # "<channel>:<message ts>" for message-borne requests: a Slack retry, and the app_mention
+    # and message/file_share events that one message can produce, share it, so the message
+    # is handled once. None for slash commands (Slack does not retry them).
+    dedupe_key: str | None = None
     # For slash commands: where to send ephemeral replies after the ack.
     response_url: str | None = None
 

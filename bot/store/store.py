@@ -186,6 +186,26 @@ class Store:
                 update(TrackedRun).where(TrackedRun.request_id == request_id).values(**values)
             )
 
+    async def update_request(self, request_id: str, *, owner: str, **values: Any) -> bool:
+        """A fenced write by the holder of the request's lease."""
+        return await self._fenced_update(QueuedRequest, request_id, owner, **values)
+
+    async def set_queue_note(self, request_id: str, note: str) -> bool:
+        """True when the note changed (the card then shows the new place in the queue)."""
+        statement = (
+            update(QueuedRequest)
+            .where(
+                QueuedRequest.id == request_id,
+                QueuedRequest.status == RequestStatus.PENDING,
+                or_(QueuedRequest.queue_note.is_(None), QueuedRequest.queue_note != note),
+            )
+            .values(queue_note=note)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.sessions.begin() as session:
+            result = await session.execute(statement)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def pending_requests(self, *, org_id: int) -> list[QueuedRequest]:
         """Every request still waiting to go out for this org, in queue order."""
         async with self.sessions() as session:

@@ -85,6 +85,13 @@ class QueuedRequest(Base):
     run_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     resume_run_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     parent_run_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The RunRequest as the handler built it, so a request whose preparation was cut short by a
+    # crash can be prepared again from the store alone.
+    request_json: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Images downloaded, options resolved, card posted: ready to send.
+    prepared: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The queue position last shown on the card, so it is edited only when it changes.
+    queue_note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     team_id: Mapped[str] = mapped_column(String(32))
     channel_id: Mapped[str] = mapped_column(String(32))
@@ -117,6 +124,8 @@ class TrackedRun(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     org_id: Mapped[int] = mapped_column(BigInteger)
     request_id: Mapped[str] = mapped_column(ForeignKey("queued_requests.id"))
+    prompt: Mapped[str] = mapped_column(Text, default="")
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     status: Mapped[str | None] = mapped_column(String(64), nullable=True)
     web_url: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 04:59:22.034236
+Create Date: 2026-11-29
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ def upgrade() -> None:
         sa.Column("run_metadata", sa.JSON(), nullable=False),
         sa.Column("resume_run_id", sa.BigInteger(), nullable=True),
         sa.Column("parent_run_id", sa.BigInteger(), nullable=True),
+        sa.Column("request_json", sa.JSON(), nullable=False),
+        sa.Column("prepared", sa.Boolean(), nullable=False),
+        sa.Column("queue_note", sa.Text(), nullable=True),
         sa.Column("team_id", sa.String(length=32), nullable=False),
         sa.Column("channel_id", sa.String(length=32), nullable=False),
         sa.Column("user_id", sa.String(length=32), nullable=False),
@@ -96,6 +99,8 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("org_id", sa.BigInteger(), nullable=False),
         sa.Column("request_id", sa.String(length=36), nullable=False),
+        sa.Column("prompt", sa.Text(), nullable=False),
+        sa.Column("options", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=64), nullable=True),
         sa.Column("web_url", sa.Text(), nullable=True),
         sa.Column("summary", sa.Text(), nullable=True),

@@ -1,0 +1,96 @@
+"""Answers to `/codegen status|list|config`: read the store, return Slack text."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.clock import Clock
+from bot.codegen.models import classify_status
+from bot.config import Settings
+from bot.intake import channel_options, org_options
+from bot.options import ConfigSetCommand, resolve_options
+from bot.render import format_duration, status_emoji
+from bot.requests import RunOptions
+from bot.store.store import Store
+from bot.store.tables import RequestStatus
+
+LIST_LIMIT = 10
+_LABELS = {"repo": "repo", "model": "model", "agent_type": "agent"}
+
+
+class Answers:
+    def __init__(self, *, store: Store, settings: Settings, clock: Clock) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+
+    async def status(self, run_id: int) -> str:
+        run = await self.store.get_run(run_id)
+        if run is None:
+            return f"I am not following a run #{run_id}. `/codegen list` shows your recent runs."
+        state = run.status or "PENDING"
+        link = f"<{run.web_url}|#{run.id}>" if run.web_url else f"#{run.id}"
+        age = _age(run.started_at, self.clock.now())
+        lines = [f"{status_emoji(run.status)} Run {link} is *{state}* (started {age} ago)."]
+        if run.summary and classify_status(run.status).value in ("success", "failure"):
+            lines.append(f"> {run.summary[:500]}")
+        if not run.tracking and run.stop_reason:
+            lines.append(run.stop_reason)
+        return "\n".join(lines)
+
+    async def recent(self, user_id: str) -> str:
+        rows = await self.store.recent_requests(user_id=user_id, limit=LIST_LIMIT)
+        if not rows:
+            return "You have not started any Codegen runs from Slack yet."
+        runs = {
+            r.id: r for r in await self.store.tracked_runs([x.run_id for x in rows if x.run_id])
+        }
+        now = self.clock.now()
+        lines = ["*Your recent Codegen requests*"]
+        for row in rows:
+            prompt = (row.request_json or {}).get("prompt", row.prompt)[:60]
+            run = runs.get(row.run_id) if row.run_id else None
+            if run is not None:
+                link = f"<{run.web_url}|#{run.id}>" if run.web_url else f"#{run.id}"
+                lines.append(
+                    f"{status_emoji(run.status)} {link} {run.status or 'PENDING'}: {prompt}"
+                )
+            elif row.status == RequestStatus.FAILED:
+                lines.append(f"❌ not started ({(row.error or '')[:80]}): {prompt}")
+            else:
+                lines.append(f"⏳ queued {_age(row.created_at, now)} ago: {prompt}")
+        return "\n".join(lines)
+
+    async def config(self, channel_id: str) -> str:
+        defaults = await self.store.channel_defaults(channel_id)
+        resolved = resolve_options(
+            RunOptions(), channel_options(defaults), org_options(self.settings)
+        )
+        lines = [f"*Defaults for runs started in <#{channel_id}>*"]
+        for name, option in resolved.items():
+            label = _LABELS[name]
+            if option.value is None:
+                lines.append(f"• {label}: Codegen's organization default")
+            else:
+                lines.append(f"• {label}: `{option.value}` ({option.source})")
+        lines.append(
+            "Change with `/codegen config repo=… model=… agent=…`; "
+            "`/codegen config reset` clears the channel's defaults."
+        )
+        return "\n".join(lines)
+
+    async def set_config(self, channel_id: str, command: ConfigSetCommand, *, user_id: str) -> str:
+        values: dict[str, str | None] = dict(command.options.given())
+        values.update({name: None for name in command.clear})
+        await self.store.set_channel_defaults(
+            channel_id, values=values, user_id=user_id, now=self.clock.now()
+        )
+        return "Saved. " + await self.config(channel_id)
+
+    async def reset_config(self, channel_id: str) -> str:
+        await self.store.reset_channel_defaults(channel_id)
+        return "Channel defaults cleared. " + await self.config(channel_id)
+
+
+def _age(start: datetime, now: datetime) -> str:
+    return format_duration(max(0.0, (now - start).total_seconds()))

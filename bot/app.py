@@ -1,0 +1,268 @@
+"""Wiring: settings → store, clients, intake, dispatcher, tracker, Bolt app, HTTP routes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.answers import Answers
+from bot.budget import OrgBudget
+from bot.clock import Clock, SystemClock
+from bot.codegen.client import CodegenClient
+from bot.config import Settings
+from bot.dispatcher import Dispatcher
+from bot.intake import Intake, RepoCatalog
+from bot.metrics import Metrics, render_latest
+from bot.notify import RunCards, SlackGateway
+from bot.scheduler import Ticks
+from bot.store.db import create_engine, migrate
+from bot.store.store import Store
+from bot.tracker import Tracker
+from handlers.slack import register
+
+log = logging.getLogger(__name__)
+
+
+def default_replica_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class Runtime:
+    """Everything one bot process runs, built once from the settings."""
+
+    settings: Settings
+    clock: Clock
+    store: Store
+    codegen: CodegenClient
+    http: httpx.AsyncClient
+    slack_client: AsyncWebClient
+    slack: SlackGateway
+    cards: RunCards
+    budget: OrgBudget
+    intake: Intake
+    dispatcher: Dispatcher
+    tracker: Tracker
+    answers: Answers
+    metrics: Metrics
+    replica_id: str
+    ticks: Ticks | None = None
+    ready: bool = False
+    _closers: list[Any] = field(default_factory=list)
+
+    async def close(self) -> None:
+        if self.ticks is not None:
+            self.ticks.stop()
+        await self.intake.idle()
+        await self.codegen.aclose()
+        await self.http.aclose()
+        await self.store.dispose()
+
+    def start_ticks(self) -> None:
+        self.ticks = Ticks(runtime=self)
+        self.ticks.start()
+
+
+async def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    codegen_url: str | None = None,
+    replica_id: str | None = None,
+    metrics: Metrics | None = None,
+    codegen_transport: httpx.AsyncBaseTransport | None = None,
+) -> Runtime:
+    clock = clock or SystemClock()
+    metrics = metrics or Metrics()
+    replica_id = replica_id or default_replica_id()
+    engine = create_engine(settings.database_url)
+    await migrate(engine)
+    store = Store(engine)
+
+    def observe(endpoint: str, status: int | None) -> None:
+        metrics.codegen_calls_total.labels(
+            endpoint=endpoint, status_code=str(status) if status is not None else "error"
+        ).inc()
+
+    codegen = CodegenClient(
+        base_url=codegen_url or settings.codegen_api_url,
+        token=settings.effective_codegen_token,
+        org_id=settings.effective_org_id,
+        # Retries of reads would spend from the shared budget behind its back: the tracker
+        # simply tries again on its next tick instead.
+        read_retries=0,
+        observer=observe,
+        clock=clock,
+        transport=codegen_transport,
+    )
+    bot_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    slack_client = AsyncWebClient(token=bot_token, base_url=settings.slack_api_url)
+    slack = SlackGateway(
+        slack_client,
+        clock=clock,
+        on_error=lambda method, error: metrics.slack_errors_total.labels(
+            method=method, error=error
+        ).inc(),
+    )
+    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
+    cards = RunCards(slack=slack, clock=clock)
+    budget = OrgBudget(
+        store=store,
+        clock=clock,
+        org_id=settings.effective_org_id,
+        creates_per_minute=settings.codegen_create_per_minute,
+        metrics=metrics,
+    )
+    catalog = RepoCatalog(codegen=codegen, clock=clock)
+    dispatcher_box: list[Dispatcher] = []
+    intake = Intake(
+        settings=settings,
+        store=store,
+        slack=slack,
+        cards=cards,
+        catalog=catalog,
+        http=http,
+        clock=clock,
+        replica_id=replica_id,
+        metrics=metrics,
+        wake_dispatcher=lambda: dispatcher_box[0].wake(),
+    )
+    dispatcher = Dispatcher(
+        settings=settings,
+        store=store,
+        codegen=codegen,
+        budget=budget,
+        cards=cards,
+        intake=intake,
+        clock=clock,
+        replica_id=replica_id,
+        metrics=metrics,
+    )
+    dispatcher_box.append(dispatcher)
+    tracker = Tracker(
+        settings=settings,
+        store=store,
+        codegen=codegen,
+        budget=budget,
+        cards=cards,
+        slack=slack,
+        clock=clock,
+        replica_id=replica_id,
+        metrics=metrics,
+    )
+    answers = Answers(store=store, settings=settings, clock=clock)
+    return Runtime(
+        settings=settings,
+        clock=clock,
+        store=store,
+        codegen=codegen,
+        http=http,
+        slack_client=slack_client,
+        slack=slack,
+        cards=cards,
+        budget=budget,
+        intake=intake,
+        dispatcher=dispatcher,
+        tracker=tracker,
+        answers=answers,
+        metrics=metrics,
+        replica_id=replica_id,
+    )
+
+
+def build_bolt_app(runtime: Runtime) -> AsyncApp:
+    settings = runtime.settings
+    secret = settings.slack_signing_secret
+    app = AsyncApp(
+        client=runtime.slack_client,
+        signing_secret=secret.get_secret_value() if secret is not None else None,
+        # Socket Mode needs no signature; HTTP mode always verifies.
+        request_verification_enabled=secret is not None,
+        # Listeners only parse and hand over to intake (which works in its own task), so they
+        # finish well inside Slack's 3 s; running them before the response means a request
+        # has reached intake by the time Slack sees the ack.
+        process_before_response=True,
+        logger=logging.getLogger("slack_bolt"),
+    )
+    register(app, intake=runtime.intake, answers=runtime.answers)
+    return app
+
+
+def build_http_app(runtime: Runtime, bolt: AsyncApp | None) -> Starlette:
+    """/slack/events for Slack (HTTP mode), and /healthz, /readyz, /metrics for operators."""
+    routes: list[Route] = []
+    if bolt is not None:
+        handler = AsyncSlackRequestHandler(bolt)
+
+        async def slack_events(request: Request) -> Response:
+            return await handler.handle(request)
+
+        routes.append(Route("/slack/events", slack_events, methods=["POST"]))
+
+    async def healthz(_request: Request) -> Response:
+        if not runtime.ready:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_request: Request) -> Response:
+        checks: dict[str, str] = {}
+        try:
+            await runtime.store.ping()
+            checks["database"] = "ok"
+        except Exception as error:
+            checks["database"] = f"error: {type(error).__name__}"
+        if runtime.settings.slack_bot_token is not None:
+            response = await runtime.slack.call("auth.test", runtime.slack_client.auth_test)
+            checks["slack"] = "ok" if response else "error: auth.test failed"
+        ok = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    async def metrics(_request: Request) -> Response:
+        body, content_type = render_latest(runtime.metrics.registry)
+        return Response(body, media_type=content_type)
+
+    routes += [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+    ]
+    return Starlette(routes=routes)
+
+
+@contextlib.asynccontextmanager
+async def serve_http(app: Starlette, *, host: str, port: int) -> AsyncIterator[int]:
+    """Serve an ASGI app with uvicorn inside the running loop; yields the bound port."""
+    import asyncio
+
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield int(bound)
+    finally:
+        server.should_exit = True
+        await task

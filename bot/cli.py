@@ -1,0 +1,193 @@
+"""The `codegen-bot` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.logs import configure_logging
+
+log = logging.getLogger("bot")
+
+BANNER_RULE = "=" * 78
+
+
+def loud(lines: list[str]) -> None:
+    print(BANNER_RULE, *lines, BANNER_RULE, sep="\n", file=sys.stderr, flush=True)
+
+
+@contextlib.asynccontextmanager
+async def codegen_endpoint(settings: Settings) -> AsyncIterator[str]:
+    """The real API when credentials are set, else the built-in emulator on loopback."""
+    if not settings.uses_emulator:
+        yield settings.codegen_api_url
+        return
+    from bot.codegen.emulator import EmulatorState, running_emulator
+
+    state = EmulatorState(token=settings.effective_codegen_token, org_id=settings.effective_org_id)
+    async with running_emulator(state) as url:
+        yield url
+
+
+async def run_bot(settings: Settings, mode: str) -> None:
+    from bot.app import build_bolt_app, build_http_app, build_runtime, serve_http
+
+    async with codegen_endpoint(settings) as codegen_url:
+        if settings.uses_emulator:
+            loud(
+                [
+                    "CODEGEN_API_TOKEN is not set: runs go to the BUILT-IN CODEGEN EMULATOR",
+                    f"at {codegen_url}. Nothing reaches the real Codegen API.",
+                ]
+            )
+        runtime = await build_runtime(settings, codegen_url=codegen_url)
+        bolt = build_bolt_app(runtime)
+        runtime.start_ticks()
+        runtime.ready = True
+        try:
+            if mode == "http":
+                web = build_http_app(runtime, bolt)
+                async with serve_http(web, host="0.0.0.0", port=settings.port) as port:
+                    log.info("HTTP mode: Slack posts to http://<this host>:%s/slack/events", port)
+                    await asyncio.Event().wait()
+            else:
+                from slack_bolt.adapter.socket_mode.async_handler import (
+                    AsyncSocketModeHandler,
+                )
+
+                assert settings.slack_app_token is not None
+                handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+                web = build_http_app(runtime, None)
+                async with serve_http(web, host="0.0.0.0", port=settings.port):
+                    log.info("Socket Mode; health and metrics on port %s", settings.port)
+                    await handler.start_async()
+        finally:
+            await runtime.close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    configure_logging(log_format=settings.log_format, secrets=settings.secrets())
+    mode = settings.resolved_mode(stdin_is_tty=sys.stdin.isatty())
+    if mode == "console":
+        from bot.console import run_console
+
+        return run_console(settings)
+    if settings.slack_bot_token is None:
+        raise ConfigError(f"BOT_MODE={mode} needs SLACK_BOT_TOKEN (the bot's xoxb- token)")
+    if mode == "http" and settings.slack_signing_secret is None:
+        raise ConfigError("HTTP mode needs SLACK_SIGNING_SECRET to verify Slack's requests")
+    if mode == "socket" and settings.slack_app_token is None:
+        raise ConfigError("Socket Mode needs SLACK_APP_TOKEN (an xapp- app-level token)")
+    asyncio.run(run_bot(settings, mode))
+    return 0
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    from bot.console import run_console
+
+    return run_console(settings, wait_seconds=args.wait)
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from bot.codegen.emulator import serve
+
+    serve(port=args.port)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    from bot.store.db import create_engine, migrate
+
+    async def go() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+    print(f"database at head: {_safe_url(settings.database_url)}")
+    return 0
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from bot.manifest import dump_manifest, http_manifest, load_manifest
+
+    manifest = http_manifest(args.http) if args.http else load_manifest()
+    print(dump_manifest(manifest), end="")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bot.doctor import run_doctor
+
+    return run_doctor()
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codegen-bot",
+        description="Start Codegen agent runs from Slack and follow them in the thread.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("run", help="run the bot (Socket Mode, HTTP mode or console; see BOT_MODE)")
+    console = sub.add_parser("console", help="talk to the bot in this terminal, no Slack needed")
+    console.add_argument(
+        "--wait",
+        type=float,
+        default=120.0,
+        help="at end of input, wait this many seconds for started runs to finish",
+    )
+    emulator = sub.add_parser("emulator", help="serve the local Codegen API emulator")
+    emulator.add_argument("--port", type=int, default=8765)
+    sub.add_parser("migrate", help="apply database migrations and exit")
+    manifest = sub.add_parser("manifest", help="print the Slack app manifest")
+    manifest.add_argument(
+        "--http", metavar="BASE_URL", help="HTTP-mode variant with request URLs under BASE_URL"
+    )
+    sub.add_parser("doctor", help="check settings, database, Slack and Codegen; print fixes")
+    return parser
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "console": cmd_console,
+    "emulator": cmd_emulator,
+    "migrate": cmd_migrate,
+    "manifest": cmd_manifest,
+    "doctor": cmd_doctor,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as error:
+        print(f"codegen-bot: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Slack listeners: each turns one Slack payload into a RunRequest for intake, or a reply.
+
+No business logic lives here: parsing is bot.options, policy and queuing are bot.intake,
+answers to subcommands are bot.answers. Listeners acknowledge at once; intake works after.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.answers import Answers
+from bot.intake import Intake
+from bot.options import (
+    HELP_TEXT,
+    ConfigResetCommand,
+    ConfigSetCommand,
+    ConfigShowCommand,
+    HelpCommand,
+    ListCommand,
+    OptionError,
+    RunCommand,
+    StatusCommand,
+    parse_command,
+    parse_request_text,
+)
+from bot.requests import RunRequest, SlackContext, SlackFile, Trigger
+
+log = logging.getLogger(__name__)
+
+# Message subtypes that are a person writing; everything else (edits, joins, bots) is ignored.
+_PERSON_SUBTYPES = {None, "file_share", "thread_broadcast"}
+
+
+def register(app: AsyncApp, *, intake: Intake, answers: Answers) -> None:
+    @app.action("view_run")
+    async def view_run(ack: AsyncAck) -> None:
+        # A link button still sends an interaction; acknowledge it so Slack shows no warning.
+        await ack()
+
+    @app.command("/codegen")
+    async def codegen_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+        text = command.get("text") or ""
+        channel_id, user_id = command["channel_id"], command["user_id"]
+        try:
+            parsed = parse_command(text)
+        except OptionError as error:
+            await ack(response_type="ephemeral", text=error.message)
+            return
+        if isinstance(parsed, HelpCommand):
+            note = f"{parsed.note}\n\n" if parsed.note else ""
+            await ack(response_type="ephemeral", text=note + HELP_TEXT)
+        elif isinstance(parsed, StatusCommand):
+            await ack(response_type="ephemeral", text=await answers.status(parsed.run_id))
+        elif isinstance(parsed, ListCommand):
+            await ack(response_type="ephemeral", text=await answers.recent(user_id))
+        elif isinstance(parsed, ConfigShowCommand):
+            await ack(response_type="ephemeral", text=await answers.config(channel_id))
+        elif isinstance(parsed, ConfigSetCommand):
+            reply = await answers.set_config(channel_id, parsed, user_id=user_id)
+            await ack(response_type="ephemeral", text=reply)
+        elif isinstance(parsed, ConfigResetCommand):
+            await ack(response_type="ephemeral", text=await answers.reset_config(channel_id))
+        elif isinstance(parsed, RunCommand):
+            request = RunRequest(
+                prompt=unescape(parsed.prompt),
+                options=parsed.options,
+                slack=SlackContext(
+                    team_id=command.get("team_id") or "",
+                    channel_id=channel_id,
+                    user_id=user_id,
+                    trigger=Trigger.SLASH_COMMAND,
+                ),
+                response_url=command.get("response_url"),
+            )
+            refusal = intake.refusal(request)
+            if refusal:
+                await ack(response_type="ephemeral", text=refusal)
+                return
+            intake.accept(request)
+            await ack(
+                response_type="ephemeral",
+                text="Queued. I will post the run in a thread here and keep its status card up "
+                "to date.",
+            )
+
+    @app.event("app_mention")
+    async def app_mention(
+        event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        await _message_request(event, context, client, intake, Trigger.APP_MENTION)
+
+    @app.event("message")
+    async def message(
+        event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        if event.get("bot_id") or event.get("subtype") not in _PERSON_SUBTYPES:
+            return
+        if event.get("channel_type") == "im":
+            await _message_request(event, context, client, intake, Trigger.DIRECT_MESSAGE)
+        elif event.get("subtype") == "file_share" and _mentions(event, context.bot_user_id):
+            # Slack may deliver a mention with files only as message/file_share; the shared
+            # dedupe key makes it one request when app_mention arrives too.
+            await _message_request(event, context, client, intake, Trigger.APP_MENTION)
+        # Other channel messages are subscribed to for file_share mentions only: acknowledged
+        # (Bolt acks events) and ignored.
+
+
+def unescape(text: str) -> str:
+    """Slack escapes &, < and > in message text; Codegen should read what the person typed."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _mentions(event: dict[str, Any], bot_user_id: str | None) -> bool:
+    return bool(bot_user_id) and f"<@{bot_user_id}>" in (event.get("text") or "")
+
+
+def _strip_mention(text: str, bot_user_id: str | None) -> str:
+    if bot_user_id:
+        text = re.sub(rf"<@{re.escape(bot_user_id)}(\|[^>]*)?>", " ", text)
+    return text.strip()
+
+
+async def _message_request(
+    event: dict[str, Any],
+    context: AsyncBoltContext,
+    client: AsyncWebClient,
+    intake: Intake,
+    trigger: Trigger,
+) -> None:
+    channel, user, ts = event.get("channel"), event.get("user"), event.get("ts")
+    if not channel or not user or not ts:
+        return
+    thread_ts = event.get("thread_ts")
+    text = _strip_mention(event.get("text") or "", context.bot_user_id)
+    try:
+        parsed = parse_request_text(text)
+    except OptionError as error:
+        await _whisper(client, channel, user, thread_ts, error.message)
+        return
+    files = tuple(SlackFile.model_validate(f) for f in event.get("files") or [])
+    if not parsed.prompt and not files:
+        await _whisper(client, channel, user, thread_ts, HELP_TEXT)
+        return
+    request = RunRequest(
+        prompt=unescape(parsed.prompt) or "See the attached images.",
+        options=parsed.options,
+        slack=SlackContext(
+            team_id=event.get("team") or context.team_id or "",
+            channel_id=channel,
+            user_id=user,
+            thread_ts=thread_ts,
+            message_ts=ts,
+            trigger=trigger,
+        ),
+        files=files,
+        dedupe_key=f"{channel}:{ts}",
+    )
+    intake.accept(request)
+
+
+async def _whisper(
+    client: AsyncWebClient, channel: str, user: str, thread_ts: str | None, text: str
+) -> None:
+    kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": text}
+    if thread_ts:
+        kwargs["thread_ts"] = thread_ts
+    try:
+        await client.chat_postEphemeral(**kwargs)
+    except Exception as error:  # a failed hint must not fail the event
+        log.warning("could not reply to %s in %s: %s", user, channel, error)

@@ -1,0 +1,304 @@
+"""A conversation-level harness: the bot in HTTP mode under uvicorn, a fake Slack Web API and the
+Codegen emulator, all on loopback, sharing one fake clock.
+
+Tests read like conversations:
+
+    async with Conversation.start() as chat:
+        await chat.slash("fix the login page repo=acme/web")
+        await chat.run_until_idle()
+        assert chat.emulator.created_bodies()[0]["repo_id"] == 101
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from slack_sdk.signature import SignatureVerifier
+
+from bot.app import Runtime, build_bolt_app, build_http_app, build_runtime, serve_http
+from bot.clock import FakeClock
+from bot.codegen.emulator import EmulatorState, running_emulator
+from bot.config import Settings
+from bot.metrics import Metrics
+from tests.fakes.slack import FakeSlack
+
+SIGNING_SECRET = "test-signing-secret-0123456789"
+BOT_TOKEN = "xoxb-test-bot-token"
+CODEGEN_TOKEN = "cg-test-token-abcdef"
+ORG_ID = 7
+TEAM = "T0FAKETEAM"
+
+
+@dataclass
+class Conversation:
+    slack: FakeSlack
+    emulator: EmulatorState
+    runtime: Runtime
+    clock: FakeClock
+    url: str
+    http: httpx.AsyncClient
+    settings: Settings
+
+    # -- setting up --------------------------------------------------------------------------
+
+    @classmethod
+    @asynccontextmanager
+    async def start(
+        cls,
+        *,
+        database_url: str,
+        clock: FakeClock | None = None,
+        emulator: EmulatorState | None = None,
+        replica_id: str = "test-replica",
+        **settings_overrides: Any,
+    ) -> AsyncIterator[Conversation]:
+        clock = clock or FakeClock()
+        emulator = emulator or EmulatorState(
+            token=CODEGEN_TOKEN, org_id=ORG_ID, clock=clock, pending_seconds=5, active_seconds=20
+        )
+        async with (
+            FakeSlack.running(bot_token=BOT_TOKEN, team_id=TEAM) as slack,
+            running_emulator(emulator) as codegen_url,
+        ):
+            slack.add_channel("C1", name="general")
+            slack.add_user("U1", "alice", real_name="Alice Example")
+            slack.add_user("U2", "bob", real_name="Bob Example")
+            fields: dict[str, Any] = {
+                "slack_bot_token": BOT_TOKEN,
+                "slack_signing_secret": SIGNING_SECRET,
+                "slack_api_url": slack.api_url,
+                "codegen_api_token": CODEGEN_TOKEN,
+                "codegen_org_id": ORG_ID,
+                "codegen_api_url": codegen_url,
+                "database_url": database_url,
+                "bot_mode": "http",
+                "codegen_poll_min_seconds": 5,
+                "codegen_poll_max_seconds": 60,
+                "_env_file": None,
+            }
+            fields.update(settings_overrides)
+            settings = Settings(**fields)
+            runtime = await build_runtime(
+                settings, clock=clock, replica_id=replica_id, metrics=Metrics()
+            )
+            bolt = build_bolt_app(runtime)
+            web = build_http_app(runtime, bolt)
+            runtime.ready = True
+            try:
+                async with (
+                    serve_http(web, host="127.0.0.1", port=0) as port,
+                    httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http,
+                ):
+                    yield cls(
+                        slack=slack,
+                        emulator=emulator,
+                        runtime=runtime,
+                        clock=clock,
+                        url=f"http://127.0.0.1:{port}",
+                        http=http,
+                        settings=settings,
+                    )
+            finally:
+                await runtime.close()
+
+    # -- what a person does in Slack ---------------------------------------------------------
+
+    def signed_headers(self, body: str, *, timestamp: int | None = None) -> dict[str, str]:
+        ts = str(timestamp if timestamp is not None else int(time.time()))
+        signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=ts, body=body)
+        return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
+
+    async def slash(
+        self,
+        text: str,
+        *,
+        user: str = "U1",
+        channel: str = "C1",
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """`/codegen <text>` as Slack posts it; returns Slack's view of the ack."""
+        body = urlencode(
+            {
+                "token": "legacy",
+                "team_id": TEAM,
+                "team_domain": "fake-team",
+                "channel_id": channel,
+                "channel_name": "general",
+                "user_id": user,
+                "user_name": user.lower(),
+                "command": "/codegen",
+                "text": text,
+                "api_app_id": "A0FAKEAPP",
+                "response_url": self.slack.response_url(),
+                "trigger_id": uuid.uuid4().hex,
+            }
+        )
+        sent_headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        sent_headers.update(headers if headers is not None else self.signed_headers(body))
+        response = await self.http.post("/slack/events", content=body, headers=sent_headers)
+        await self.settle()
+        return response
+
+    async def event(
+        self,
+        event: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """Deliver one Events API callback, signed, as Slack would."""
+        payload = {
+            "token": "legacy",
+            "team_id": TEAM,
+            "api_app_id": "A0FAKEAPP",
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
+            "event_time": int(time.time()),
+            "authorizations": [
+                {"team_id": TEAM, "user_id": self.slack.bot_user_id, "is_bot": True}
+            ],
+        }
+        body = json.dumps(payload)
+        sent_headers = {"Content-Type": "application/json"}
+        sent_headers.update(headers if headers is not None else self.signed_headers(body))
+        if retry_num is not None:
+            sent_headers["X-Slack-Retry-Num"] = str(retry_num)
+            sent_headers["X-Slack-Retry-Reason"] = "http_timeout"
+        response = await self.http.post("/slack/events", content=body, headers=sent_headers)
+        await self.settle()
+        return response
+
+    async def mention(
+        self,
+        text: str,
+        *,
+        user: str = "U1",
+        channel: str = "C1",
+        thread_ts: str | None = None,
+        files: list[dict[str, Any]] | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """`@Codegen <text>` posted in a channel (or a thread); returns the message ts."""
+        full = f"<@{self.slack.bot_user_id}> {text}"
+        ts = self.slack.add_message(channel, full, user, thread_ts=thread_ts, files=files)
+        event: dict[str, Any] = {
+            "type": "app_mention",
+            "user": user,
+            "text": full,
+            "ts": ts,
+            "channel": channel,
+            "team": TEAM,
+            "event_ts": ts,
+        }
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        if files:
+            event["files"] = files
+        await self.event(event, event_id=event_id)
+        return ts
+
+    async def dm(self, text: str, *, user: str = "U1", thread_ts: str | None = None) -> str:
+        channel = self.slack._dm_for(user) if hasattr(self.slack, "_dm_for") else f"D{user}"
+        if channel not in self.slack.channels:
+            self.slack.add_channel(channel, is_im=True, user=user)
+        ts = self.slack.add_message(channel, text, user, thread_ts=thread_ts)
+        event: dict[str, Any] = {
+            "type": "message",
+            "channel_type": "im",
+            "user": user,
+            "text": text,
+            "ts": ts,
+            "channel": channel,
+            "team": TEAM,
+            "event_ts": ts,
+        }
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        await self.event(event)
+        return ts
+
+    # -- time passing ------------------------------------------------------------------------
+
+    async def settle(self) -> None:
+        """Let intake and any dispatch it woke finish (no wall-clock waiting)."""
+        await self.runtime.intake.idle()
+        await self.runtime.dispatcher.idle()
+
+    async def tick(self) -> None:
+        await self.settle()
+        await self.runtime.dispatcher.tick()
+        await self.runtime.tracker.tick()
+
+    async def advance(self, seconds: float, *, step: float = 1.0) -> None:
+        """Let `seconds` pass on the shared clock, ticking as the scheduler would."""
+        remaining = seconds
+        while remaining > 0:
+            moved = min(step, remaining)
+            self.clock.advance(moved)
+            remaining -= moved
+            await self.tick()
+
+    async def run_until_idle(self, *, limit: float = 600.0, step: float = 1.0) -> None:
+        """Advance time until nothing is queued or tracked (or `limit` seconds pass)."""
+        await self.tick()
+        waited = 0.0
+        while waited < limit and await self._busy():
+            await self.advance(step, step=step)
+            waited += step
+
+    async def _busy(self) -> bool:
+        store = self.runtime.store
+        pending = await store.pending_requests(org_id=ORG_ID)
+        tracking = await store.runs_in_progress(org_id=ORG_ID)
+        return bool(pending) or tracking > 0
+
+    # -- what can be seen ------------------------------------------------------------------
+
+    def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+        return self.slack.messages(channel, thread_ts=thread_ts)
+
+    def bot_texts(self, channel: str, thread_ts: str | None = None) -> list[str]:
+        return [_all_text(m) for m in self.slack.bot_messages(channel, thread_ts=thread_ts)]
+
+    def ephemeral_texts(self) -> list[str]:
+        texts = [str(r.text) for r in self.slack.responses]
+        texts += [str(e.get("text")) for e in self.slack.ephemerals]
+        return texts
+
+
+def _all_text(message: dict[str, Any]) -> str:
+    """Everything a person would read in a message: its text and its blocks' text."""
+    parts = [str(message.get("text") or "")]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("text", "url") and isinstance(value, str):
+                    parts.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(message.get("blocks") or [])
+    return "\n".join(parts)
+
+
+def ack_text(response: httpx.Response) -> str:
+    if not response.content:
+        return ""
+    try:
+        return str(response.json().get("text", ""))
+    except ValueError:
+        return response.text

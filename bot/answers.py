@@ -2,27 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import datetime
 
 from bot.clock import Clock
 from bot.codegen.models import classify_status
 from bot.config import Settings
-from bot.intake import channel_options, org_options
+from bot.intake import (
+    LookupUnavailable,
+    RepoCatalog,
+    RequestRefused,
+    channel_options,
+    org_options,
+)
 from bot.options import ConfigSetCommand, resolve_options
 from bot.render import format_duration, status_emoji
 from bot.requests import RunOptions
 from bot.store.store import Store
 from bot.store.tables import RequestStatus
 
+log = logging.getLogger(__name__)
+
 LIST_LIMIT = 10
+# `/codegen config repo=owner/name` checks the name with Codegen before the ack, which Slack
+# wants within 3 s; a slower answer saves the value unchecked (runs check it again).
+REPO_CHECK_SECONDS = 2.0
 _LABELS = {"repo": "repo", "model": "model", "agent_type": "agent"}
 
 
 class Answers:
-    def __init__(self, *, store: Store, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        settings: Settings,
+        clock: Clock,
+        catalog: RepoCatalog | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock
+        self.catalog = catalog
 
     async def status(self, run_id: int) -> str:
         run = await self.store.get_run(run_id)
@@ -82,10 +103,33 @@ class Answers:
     async def set_config(self, channel_id: str, command: ConfigSetCommand, *, user_id: str) -> str:
         values: dict[str, str | None] = dict(command.options.given())
         values.update({name: None for name in command.clear})
+        note = ""
+        repo = values.get("repo")
+        if repo is not None and self.catalog is not None:
+            try:
+                values["repo"], note = await self._check_repo(repo)
+            except RequestRefused as refused:
+                return f"{refused} Nothing was saved."
         await self.store.set_channel_defaults(
             channel_id, values=values, user_id=user_id, now=self.clock.now()
         )
-        return "Saved. " + await self.config(channel_id)
+        return "Saved. " + note + await self.config(channel_id)
+
+    async def _check_repo(self, value: str) -> tuple[str, str]:
+        """(the value to save, a note): owner/name as Codegen spells it, or RequestRefused."""
+        assert self.catalog is not None
+        try:
+            repo_id, label = await asyncio.wait_for(
+                self.catalog.resolve(value), timeout=REPO_CHECK_SECONDS
+            )
+        except (TimeoutError, LookupUnavailable):
+            log.warning("repository lookup for %s failed or took too long; saved unchecked", value)
+            return value, (
+                f"(I could not check `{value}` with Codegen in time; runs will check it.)\n"
+            )
+        if value.isdigit():
+            return str(repo_id), ""
+        return label, ""
 
     async def reset_config(self, channel_id: str) -> str:
         await self.store.reset_channel_defaults(channel_id)

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # Message subtypes that are a person writing; everything else (edits, joins, bots) is ignored.
 _PERSON_SUBTYPES = {None, "file_share", "thread_broadcast"}
+# `@Codegen help` (or a DM saying just that) asks for the help text, not for a run.
+_HELP_WORDS = {"help", "?", "-h", "--help", "usage"}
 
 
 def register(app: AsyncApp, *, intake: Intake, answers: Answers) -> None:
@@ -109,6 +111,17 @@ def register(app: AsyncApp, *, intake: Intake, answers: Answers) -> None:
         # Other channel messages are subscribed to for file_share mentions only: acknowledged
         # (Bolt acks events) and ignored.
 
+    # Registered last, so only what no listener above matched reaches these: events Slack sends
+    # every app (app_uninstalled, tokens_revoked) or that an admin subscribed the app to, and
+    # interactions with other components. Without them Bolt answers 404 and Slack retries.
+    @app.event(re.compile(r".*"))
+    async def other_event(event: dict[str, Any]) -> None:
+        log.debug("ignoring a %s event", event.get("type"))
+
+    @app.action(re.compile(r".*"))
+    async def other_action(ack: AsyncAck) -> None:
+        await ack()
+
 
 def unescape(text: str) -> str:
     """Slack escapes &, < and > in message text; Codegen should read what the person typed."""
@@ -143,7 +156,7 @@ async def _message_request(
         await _whisper(client, channel, user, thread_ts, error.message)
         return
     files = tuple(SlackFile.model_validate(f) for f in event.get("files") or [])
-    if not parsed.prompt and not files:
+    if not files and (not parsed.prompt or parsed.prompt.lower() in _HELP_WORDS):
         await _whisper(client, channel, user, thread_ts, HELP_TEXT)
         return
     request = RunRequest(

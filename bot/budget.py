@@ -52,9 +52,13 @@ class OrgBudget:
         }
         self.metrics = metrics
 
-    async def try_spend(self, bucket: str) -> float:
-        """Spend one call if it fits now: 0.0, else the seconds until one would."""
+    async def try_spend(self, bucket: str, *, reserve: int = 0) -> float:
+        """Spend one call if it fits now: 0.0, else the seconds until one would.
+
+        `reserve` leaves that many calls of the window to others: the tracker, which could
+        use every read, keeps a few for the dispatcher's look-ups after ambiguous failures."""
         limit, window = self.limits[bucket]
+        limit = max(1, limit - reserve)
         wait = await self.store.try_spend(
             org_id=self.org_id, bucket=bucket, limit=limit, window=window, now=self.clock.now()
         )

@@ -3,6 +3,11 @@
 One tick claims due requests in queue order and sends as many as the budget allows; the rest
 are released with their next attempt set to when the budget frees up, and their cards show
 their place. The dispatcher alone decides about retries (the client never retries a create).
+
+Nothing twice: before a create leaves, the request is marked ambiguous in the store. Whatever
+happens next (a timeout, a 5xx, the process killed), the next attempt first looks for the
+request's id in the metadata of recent runs and adopts the run it finds instead of sending the
+create again. Only an answer that proves nothing was created clears the mark.
 """
 
 from __future__ import annotations
@@ -11,11 +16,12 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from bot.backoff import full_jitter
-from bot.budget import CREATE, OrgBudget
-from bot.clock import Clock
+from bot.budget import CREATE, READ, OrgBudget
+from bot.clock import Clock, utc
 from bot.codegen.client import CodegenClient
 from bot.codegen.errors import (
     CodegenError,
@@ -25,13 +31,21 @@ from bot.codegen.errors import (
     NotFound,
     PlanLimitReached,
     RateLimited,
+    RunNotFound,
+    UnexpectedResponse,
 )
-from bot.codegen.models import AgentRunResponse, CreateAgentRunInput, ResumeAgentRunInput
+from bot.codegen.models import (
+    AgentRunResponse,
+    CreateAgentRunInput,
+    ResumeAgentRunInput,
+    StatusKind,
+    classify_status,
+)
 from bot.config import Settings
 from bot.intake import Intake
+from bot.logs import log_context
 from bot.metrics import Metrics
-from bot.notify import RunCards
-from bot.render import format_duration
+from bot.notify import RunCards, notified_key
 from bot.store.store import Store, new_lease_owner
 from bot.store.tables import QueuedRequest, RequestKind, TrackedRun
 
@@ -42,8 +56,13 @@ BATCH = 25
 MAX_ATTEMPTS = 6
 RETRY_BASE = 2.0
 RETRY_CAP = 120.0
-# Pages of recent runs searched for a request_id after an ambiguous failure.
-LOOKUP_PAGES = 2
+# After an ambiguous failure: pages of recent runs (newest first) searched for the request_id,
+# stopping early once a page reaches runs older than the request (with room for clock skew).
+LOOKUP_PAGES = 5
+LOOKUP_SKEW = timedelta(minutes=10)
+# Queue notes name the predicted start in steps of this many seconds, so a waiting card is
+# edited when its place or its start changes, not every time the countdown moves.
+ETA_STEP = 10
 
 
 def failure_message(error: CodegenError) -> str:
@@ -64,6 +83,29 @@ def failure_message(error: CodegenError) -> str:
     return f"Codegen refused the request: {error.message}"
 
 
+@dataclass(frozen=True)
+class Blocked:
+    """The create budget is spent (or Codegen said 429): this and every later request wait."""
+
+    wait: float
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """Only this request waits (the read budget for its look-up is spent)."""
+
+    wait: float
+
+
+Outcome = bool | Blocked | Deferred
+
+
+class NoReadBudget(Exception):
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"read budget spent for {wait:.1f} s")
+        self.wait = wait
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -78,6 +120,7 @@ class Dispatcher:
         replica_id: str,
         metrics: Metrics,
         rand: Callable[[], float] = random.random,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -89,6 +132,7 @@ class Dispatcher:
         self.replica_id = replica_id
         self.metrics = metrics
         self.rand = rand
+        self.lease_seconds = lease_seconds
         self._lock = asyncio.Lock()
         self._again = False
         self._kick: asyncio.Task[int] | None = None
@@ -121,51 +165,80 @@ class Dispatcher:
         now = self.clock.now()
         owner = new_lease_owner(self.replica_id)
         rows = await self.store.claim_requests(
-            owner=owner, now=now, lease_seconds=LEASE_SECONDS, limit=BATCH
+            owner=owner, now=now, lease_seconds=self.lease_seconds, limit=BATCH
         )
         sent = 0
         blocked_for: float | None = None
         for row in rows:
             if blocked_for is not None:
+                # Queue order: nobody overtakes a request that waits for the budget.
                 await self._release(row, owner, blocked_for)
                 continue
-            try:
-                outcome = await self._dispatch(row, owner)
-            except Exception:
-                log.exception("dispatch of request %s failed unexpectedly", row.id)
-                await self._retry(row, owner, "internal error", ambiguous=row.ambiguous)
-                continue
-            if isinstance(outcome, float):
-                blocked_for = outcome
-                await self._release(row, owner, blocked_for)
+            with log_context(request_id=row.id, channel_id=row.channel_id, user_id=row.user_id):
+                try:
+                    outcome = await self._dispatch(row, owner)
+                except Exception:
+                    log.exception("dispatch of request %s failed unexpectedly", row.id)
+                    # It may have reached Codegen: the next attempt looks before sending again.
+                    await self._retry(row, owner, "internal error", ambiguous=True)
+                    continue
+            if isinstance(outcome, Blocked):
+                blocked_for = outcome.wait
+                await self._release(row, owner, outcome.wait)
+            elif isinstance(outcome, Deferred):
+                await self._release(row, owner, outcome.wait)
             elif outcome:
                 sent += 1
-        await self.show_queue()
+        try:
+            await self.show_queue()
+        except Exception:
+            log.exception("showing queue places failed")
         return sent
 
-    async def _dispatch(self, row: QueuedRequest, owner: str) -> bool | float:
-        """True: sent; False: handled otherwise; a float: the budget is spent for that long."""
+    async def _dispatch(self, row: QueuedRequest, owner: str) -> Outcome:
+        """True: sent; False: handled otherwise; Blocked/Deferred: wait that long."""
         if not row.prepared and not await self.intake.prepare(row, owner=owner, release=False):
             return False
         if row.ambiguous:
-            found = await self._find_sent(row)
+            try:
+                found = await self._find_sent(row)
+            except NoReadBudget as spent:
+                return Deferred(spent.wait)
+            except CodegenError as error:
+                await self._retry(
+                    row, owner, f"looking for the earlier attempt: {error.message}", ambiguous=True
+                )
+                return False
             if found is not None:
                 log.info("request %s had reached Codegen as run %s", row.id, found.id)
                 await self._record(row, owner, found)
                 return True
         wait = await self.budget.try_spend(CREATE)
         if wait > 0:
-            return wait
+            return Blocked(wait)
+        # From here on a crash, a timeout or a 5xx leaves the request marked: the next attempt
+        # looks for it at Codegen before sending it again.
+        if not await self.store.update_request(row.id, owner=owner, ambiguous=True):
+            log.warning("request %s: lease lost before sending", row.id)
+            return False
         try:
             run = await self._send(row)
         except RateLimited as error:
             await self.budget.block(CREATE, error.retry_after)
-            return error.retry_after
+            await self.store.update_request(row.id, owner=owner, ambiguous=False)
+            return Blocked(error.retry_after)
         except (NotFound, InvalidRequest) as error:
             if row.kind == RequestKind.RESUME:
                 await self._fall_back_to_create(row, owner, error)
                 return False
             await self._fail(row, owner, failure_message(error))
+            return False
+        except UnexpectedResponse as error:
+            if error.status_code is not None and 200 <= error.status_code < 300:
+                # Codegen accepted it, but the answer did not parse: the run may exist.
+                await self._retry(row, owner, error.message, ambiguous=True)
+            else:
+                await self._fail(row, owner, failure_message(error))
             return False
         except CodegenError as error:
             if error.retryable:
@@ -196,18 +269,36 @@ class Dispatcher:
             )
         )
 
+    async def _spend_read(self) -> None:
+        wait = await self.budget.try_spend(READ)
+        if wait > 0:
+            raise NoReadBudget(wait)
+
     async def _find_sent(self, row: QueuedRequest) -> AgentRunResponse | None:
-        """After an ambiguous failure: did the earlier attempt create a run after all?"""
+        """After an ambiguous failure: did the earlier attempt create (or resume) a run?"""
         if row.kind == RequestKind.RESUME:
-            return None  # a resume is looked at by the tracker; sending it twice is harmless
+            if row.resume_run_id is None:
+                return None
+            # Only a resume takes a run out of PAUSED: if it left, ours went through.
+            await self._spend_read()
+            try:
+                run = await self.codegen.get_run(row.resume_run_id)
+            except RunNotFound:
+                return None
+            paused = classify_status(run.status) is StatusKind.WAITING_FOR_INPUT
+            return None if paused else run
+        since = utc(row.created_at) - LOOKUP_SKEW
         for page in range(LOOKUP_PAGES):
-            await self.budget.spend_read()
+            await self._spend_read()
             runs = await self.codegen.list_runs(skip=page * 100, limit=100)
             for run in runs.items:
                 if (run.metadata or {}).get("request_id") == row.id:
                     return run
             if len(runs.items) < 100:
                 break
+            oldest = _parse_time(runs.items[-1].created_at)
+            if oldest is not None and oldest < since:
+                break  # newest first: the rest is older than the request
         return None
 
     async def _record(self, row: QueuedRequest, owner: str, run: AgentRunResponse) -> None:
@@ -233,18 +324,28 @@ class Dispatcher:
             tracking=True,
             next_poll_at=now + timedelta(seconds=self.settings.codegen_poll_min_seconds),
             poll_interval=self.settings.codegen_poll_min_seconds,
-            notified_status=run.status,
+            notified_status=None,
             created_at=now,
             started_at=now,
             last_change_at=now,
+            # Held while the card is edited, so the tracker cannot report on it at the same time.
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=self.lease_seconds),
         )
         if not await self.store.record_dispatched(row.id, owner=owner, run=tracked, now=now):
             log.warning("request %s: lease lost before recording run %s", row.id, run.id)
             return
         self.metrics.runs_created_total.inc()
         log.info("request %s → run %s", row.id, run.id, extra={"run_id": run.id})
-        stored = await self.store.get_run(run.id)
-        await self.cards.show_run(stored or tracked)
+        stored = await self.store.get_run(run.id) or tracked
+        if await self.store.mark_notified(run.id, owner=owner, status=notified_key(run.status)):
+            card_before = stored.card_ts
+            shown = await self.cards.show_run(stored)
+            if stored.card_ts and stored.card_ts != card_before:
+                await self.store.set_request_card(row.id, card_ts=stored.card_ts)
+            if not shown:  # Slack is down for now: the tracker edits the card on its next poll
+                await self.store.update_run(run.id, owner=owner, notified_status=None)
+        await self.store.release_run(run.id, owner=owner)
 
     async def _fall_back_to_create(
         self, row: QueuedRequest, owner: str, error: CodegenError
@@ -272,6 +373,7 @@ class Dispatcher:
             prompt="\n\n".join(parts),
             run_metadata=metadata,
             resume_run_id=None,
+            ambiguous=False,
             next_attempt_at=self.clock.now(),
             lease_owner=None,
             lease_expires_at=None,
@@ -280,6 +382,18 @@ class Dispatcher:
 
     async def _retry(self, row: QueuedRequest, owner: str, error: str, *, ambiguous: bool) -> None:
         if row.attempts + 1 >= MAX_ATTEMPTS:
+            if ambiguous:
+                # Before saying it failed: the last attempt may have created the run after all.
+                try:
+                    found = await self._find_sent(row)
+                except NoReadBudget as spent:
+                    await self._release(row, owner, spent.wait)
+                    return
+                except CodegenError:
+                    found = None
+                if found is not None:
+                    await self._record(row, owner, found)
+                    return
             await self._fail(
                 row, owner, f"Codegen could not be reached after {row.attempts + 1} tries: {error}"
             )
@@ -291,7 +405,7 @@ class Dispatcher:
             row.id,
             owner=owner,
             next_attempt_at=now + timedelta(seconds=delay),
-            ambiguous=ambiguous or row.ambiguous,
+            ambiguous=ambiguous,
             error=error,
             now=now,
         )
@@ -299,7 +413,10 @@ class Dispatcher:
     async def _fail(self, row: QueuedRequest, owner: str, message: str) -> None:
         if await self.store.record_failed(row.id, owner=owner, error=message, now=self.clock.now()):
             log.warning("request %s failed: %s", row.id, message)
+            card_before = row.card_ts
             await self.cards.show_request_failed(row, error=message)
+            if row.card_ts and row.card_ts != card_before:
+                await self.store.set_request_card(row.id, card_ts=row.card_ts)
 
     async def _release(self, row: QueuedRequest, owner: str, wait: float) -> None:
         now = self.clock.now()
@@ -317,21 +434,43 @@ class Dispatcher:
         self.metrics.requests_waiting.set(len(waiting))
         if not waiting:
             return
+        now = self.clock.now()
         etas = await self.budget.queue_etas(len(waiting))
-        for ahead, (row, eta) in enumerate(zip(waiting, etas, strict=True)):
+        for ahead, (row, slot_eta) in enumerate(zip(waiting, etas, strict=True)):
+            # A request in back-off after a failure starts no sooner than its next attempt.
+            own = (utc(row.next_attempt_at) - now).total_seconds()
+            eta = max(slot_eta, own, 0.0)
             if eta <= 0 and ahead == 0:
                 continue  # it goes out on the next pass; no need to announce a wait
-            note = queue_note(ahead, eta)
-            if await self.store.set_queue_note(row.id, note):
+            if row.lease_owner and row.lease_expires_at and utc(row.lease_expires_at) > now:
+                continue  # someone is sending it right now
+            note = queue_note(ahead, now + timedelta(seconds=eta))
+            if row.queue_note != note and await self.store.set_queue_note(row.id, note):
+                card_before = row.card_ts
                 await self.cards.show_request(
                     row, phase="waiting", queue_ahead=ahead, eta_seconds=round_eta(eta)
                 )
+                if row.card_ts and row.card_ts != card_before:
+                    await self.store.set_request_card(row.id, card_ts=row.card_ts)
 
 
 def round_eta(seconds: float) -> float:
-    """Estimates move in 10 s steps so a card is not edited on every tick."""
-    return float(max(10, int((seconds + 9.999) // 10) * 10))
+    """Estimates shown in 10 s steps, rounded up: "starts in about 40 s" never promises early."""
+    return float(max(ETA_STEP, -(-int(seconds * 1000) // (ETA_STEP * 1000)) * ETA_STEP))
 
 
-def queue_note(ahead: int, eta: float) -> str:
-    return f"{ahead} ahead, about {format_duration(round_eta(eta))}"
+def queue_note(ahead: int, start_at: datetime) -> str:
+    """What a waiting card shows, as stored: its place and predicted start (in ETA_STEP steps).
+    A new note means a card edit."""
+    step = int(utc(start_at).timestamp() // ETA_STEP) * ETA_STEP
+    return f"{ahead} ahead, from {step}"
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return utc(parsed)

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -57,6 +58,16 @@ HARMLESS_ERRORS = frozenset({"already_reacted", "no_reaction"})
 ErrorHook = Callable[[str, str], None]
 
 
+class SlackUnavailable(Exception):
+    """Slack kept answering 429/5xx (or could not be reached) past the retry limits: the call
+    may succeed later. Raised only by calls made with `strict=True`."""
+
+    def __init__(self, method: str, error: str) -> None:
+        super().__init__(f"slack {method} unavailable: {error}")
+        self.method = method
+        self.error = error
+
+
 class SlackGateway:
     def __init__(
         self,
@@ -65,48 +76,77 @@ class SlackGateway:
         clock: Clock,
         max_attempts: int = 4,
         max_wait: float = 60.0,
+        max_total_wait: float = 90.0,
         on_error: ErrorHook | None = None,
     ) -> None:
         self.client = client
         self.clock = clock
         self.max_attempts = max_attempts
         self.max_wait = max_wait
+        # Waiting stays well inside the leases held by the tick making the call.
+        self.max_total_wait = max_total_wait
         self.on_error = on_error
 
     async def call(
-        self, method: str, send: Callable[[], Awaitable[Any]], *, context: str = ""
+        self,
+        method: str,
+        send: Callable[[], Awaitable[Any]],
+        *,
+        context: str = "",
+        strict: bool = False,
     ) -> dict[str, Any] | None:
-        """Run one Web API call with Slack's fault rules; None when it failed for good."""
+        """Run one Web API call with Slack's fault rules; None when it failed for good.
+
+        429s are waited out per Retry-After and 5xx/connection errors retried, on the clock.
+        When those retries run out the call failed for now, not for good: `strict=True` raises
+        SlackUnavailable so the caller can try again later; otherwise it is None as well."""
+        waited = 0.0
         for attempt in range(1, self.max_attempts + 1):
+            last = attempt == self.max_attempts
             try:
                 response = await send()
                 return dict(response.data) if hasattr(response, "data") else dict(response)
             except SlackApiError as error:
                 status = error.response.status_code
-                code = str(error.response.get("error") or status)
+                code = _error_code(error.response)
                 if code in HARMLESS_ERRORS:
                     return None
-                if status == 429 and attempt < self.max_attempts:
-                    wait = _retry_after(error.response.headers)
-                    log.warning("slack %s rate limited, waiting %.1f s %s", method, wait, context)
-                    self._count(method, "ratelimited")
-                    await self.clock.sleep(min(wait, self.max_wait))
-                    continue
-                if status >= 500 and attempt < self.max_attempts:
-                    self._count(method, f"http_{status}")
-                    await self.clock.sleep(min(2.0**attempt, self.max_wait))
+                if status == 429 or status >= 500:
+                    if status == 429:
+                        wait = min(_retry_after(error.response.headers), self.max_wait)
+                        kind = "ratelimited"
+                    else:
+                        wait = min(2.0**attempt, self.max_wait)
+                        kind = f"http_{status}"
+                    self._count(method, kind)
+                    if last or waited + wait > self.max_total_wait:
+                        self._unavailable(method, kind, context, strict)
+                        return None
+                    log.warning(
+                        "slack %s answered %s, retrying in %.1f s %s", method, status, wait, context
+                    )
+                    await self.clock.sleep(wait)
+                    waited += wait
                     continue
                 level = logging.WARNING if code in PERMANENT_ERRORS else logging.ERROR
                 log.log(level, "slack %s failed: %s %s", method, code, context)
                 self._count(method, code)
                 return None
-            except (TimeoutError, OSError) as error:
-                self._count(method, type(error).__name__)
-                if attempt < self.max_attempts:
-                    await self.clock.sleep(min(2.0**attempt, self.max_wait))
-                    continue
-                log.error("slack %s unreachable: %s %s", method, error, context)
-                return None
+            except (TimeoutError, OSError, aiohttp.ClientError) as error:
+                kind = type(error).__name__
+                self._count(method, kind)
+                wait = min(2.0**attempt, self.max_wait)
+                if last or waited + wait > self.max_total_wait:
+                    self._unavailable(method, f"{kind}: {error}", context, strict)
+                    return None
+                await self.clock.sleep(wait)
+                waited += wait
+        return None
+
+    def _unavailable(self, method: str, error: str, context: str, strict: bool) -> None:
+        log.error("slack %s unavailable (%s), giving up for now %s", method, error, context)
+        if strict:
+            raise SlackUnavailable(method, error)
         return None
 
     def _count(self, method: str, error: str) -> None:
@@ -124,6 +164,7 @@ class SlackGateway:
         thread_ts: str | None = None,
         metadata: dict[str, Any] | None = None,
         context: str = "",
+        strict: bool = False,
     ) -> str | None:
         """Post a message; its ts, or None if Slack refused for good."""
         kwargs: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False}
@@ -134,7 +175,10 @@ class SlackGateway:
         if metadata is not None:
             kwargs["metadata"] = metadata
         response = await self.call(
-            "chat.postMessage", lambda: self.client.chat_postMessage(**kwargs), context=context
+            "chat.postMessage",
+            lambda: self.client.chat_postMessage(**kwargs),
+            context=context,
+            strict=strict,
         )
         return str(response["ts"]) if response and response.get("ts") else None
 
@@ -146,11 +190,14 @@ class SlackGateway:
         text: str,
         blocks: list[dict[str, Any]] | None = None,
         context: str = "",
+        strict: bool = False,
     ) -> bool:
+        """Edit a message in place; False if Slack refused for good."""
         response = await self.call(
             "chat.update",
             lambda: self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks),
             context=context,
+            strict=strict,
         )
         return response is not None
 
@@ -162,21 +209,34 @@ class SlackGateway:
             kwargs["thread_ts"] = thread_ts
         await self.call("chat.postEphemeral", lambda: self.client.chat_postEphemeral(**kwargs))
 
-    async def react(self, *, channel: str, ts: str, add: str, remove: tuple[str, ...] = ()) -> None:
+    async def react(
+        self,
+        *,
+        channel: str,
+        ts: str,
+        add: str,
+        remove: tuple[str, ...] = (),
+        context: str = "",
+    ) -> None:
         for name in remove:
             await self.call(
                 "reactions.remove",
                 partial(self.client.reactions_remove, channel=channel, timestamp=ts, name=name),
+                context=context,
             )
         await self.call(
             "reactions.add",
             lambda: self.client.reactions_add(channel=channel, timestamp=ts, name=add),
+            context=context,
         )
 
     # -- reads -------------------------------------------------------------------------------
 
-    async def find_final_reply(self, *, channel: str, thread_ts: str, run_id: int) -> str | None:
-        """The ts of this run's final reply if it was posted (before a crash), else None."""
+    async def find_final_reply(
+        self, *, channel: str, thread_ts: str, run_id: int, kind: str = "final"
+    ) -> str | None:
+        """The ts of this run's reply of `kind` ("final" or "pause") if it was posted (before a
+        crash), else None. LookupError when the thread cannot be read now."""
         cursor: str | None = None
         while True:
             kwargs: dict[str, Any] = {
@@ -187,18 +247,24 @@ class SlackGateway:
             }
             if cursor:
                 kwargs["cursor"] = cursor
-            response = await self.call(
-                "conversations.replies",
-                partial(self.client.conversations_replies, **kwargs),
-            )
+            try:
+                response = await self.call(
+                    "conversations.replies",
+                    partial(self.client.conversations_replies, **kwargs),
+                    strict=True,
+                )
+            except SlackUnavailable as error:
+                raise LookupError(str(error)) from None
             if response is None:
                 raise LookupError("could not read the thread to look for an earlier reply")
             for message in response.get("messages", []):
                 metadata = message.get("metadata") or {}
                 payload = metadata.get("event_payload") or {}
-                if metadata.get("event_type") == FINAL_REPLY_EVENT and str(
-                    payload.get("run_id")
-                ) == str(run_id):
+                if (
+                    metadata.get("event_type") == FINAL_REPLY_EVENT
+                    and str(payload.get("run_id")) == str(run_id)
+                    and payload.get("kind", "final") == kind
+                ):
                     return str(message["ts"])
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
@@ -247,6 +313,14 @@ class SlackGateway:
         return dict(response.get("file") or {}) if response else {}
 
 
+def _error_code(response: Any) -> str:
+    """Slack's error code; the HTTP status when the body is not Slack's JSON (a 5xx page)."""
+    data = getattr(response, "data", None)
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    return str(getattr(response, "status_code", "unknown"))
+
+
 def _retry_after(headers: Any) -> float:
     try:
         value = headers.get("Retry-After") or headers.get("retry-after")
@@ -261,7 +335,12 @@ REACTION_RECEIVED = "eyes"
 REACTION_RUNNING = "hourglass_flowing_sand"
 REACTION_DONE = "white_check_mark"
 REACTION_FAILED = "x"
-_ALL_REACTIONS = (REACTION_RECEIVED, REACTION_RUNNING, REACTION_DONE, REACTION_FAILED)
+# What each reaction replaces (the only ones the bot may have put there before it).
+_EARLIER_REACTIONS: dict[str, tuple[str, ...]] = {
+    REACTION_RUNNING: (REACTION_RECEIVED,),
+    REACTION_DONE: (REACTION_RECEIVED, REACTION_RUNNING),
+    REACTION_FAILED: (REACTION_RECEIVED, REACTION_RUNNING),
+}
 
 
 def render_request_root(request: RunRequest) -> RenderedMessage:
@@ -341,13 +420,15 @@ class RunCards:
             context=f"request={row.id}",
         )
 
-    async def show_request(self, row: QueuedRequest, **changes: Any) -> None:
+    async def show_request(self, row: QueuedRequest, **changes: Any) -> bool:
+        """Edit the request's card (posting one if it has none: then `row.card_ts` changes and
+        the caller stores it). False if Slack refused for good."""
         if not row.card_ts:
             row.card_ts = await self.post_request_card(row)
         if not row.card_ts:
-            return
+            return False
         message = render_card(self.request_view(row, **changes), now=self.clock.now())
-        await self.slack.update(
+        return await self.slack.update(
             channel=row.channel_id,
             ts=row.card_ts,
             text=message.text,
@@ -359,8 +440,8 @@ class RunCards:
         await self.show_request(row, phase="error", error=error)
         await self.react(row.channel_id, row.message_ts, REACTION_FAILED)
 
-    async def show_run(self, run: TrackedRun, *, note: str | None = None) -> None:
-        view = CardView(
+    def run_view(self, run: TrackedRun, *, note: str | None = None) -> CardView:
+        return CardView(
             phase=run_phase(run),
             status=run.status,
             prompt=run.prompt,
@@ -375,53 +456,109 @@ class RunCards:
             error=run.stop_reason if run.tracking is False else None,
             note=note,
         )
+
+    async def show_run(
+        self, run: TrackedRun, *, note: str | None = None, react: bool = True
+    ) -> bool:
+        """Put the run's state on its card (posting one if it has none: then `run.card_ts`
+        changes and the caller stores it) and move the reaction on the triggering message.
+
+        True when done, or refused by Slack for good (logged with the run id; tracking goes
+        on); False when Slack is unavailable for now and the edit should be tried again."""
+        view = self.run_view(run, note=note)
         message = render_card(view, now=self.clock.now())
         context = f"run={run.id}"
-        if run.card_ts:
-            await self.slack.update(
-                channel=run.channel_id,
-                ts=run.card_ts,
-                text=message.text,
-                blocks=message.blocks,
-                context=context,
-            )
-        else:
-            run.card_ts = await self.slack.post(
-                channel=run.channel_id,
-                thread_ts=run.thread_ts,
-                text=message.text,
-                blocks=message.blocks,
-                context=context,
-            )
-        phase = view.phase
-        reaction = {
-            "running": REACTION_RUNNING,
-            "paused": REACTION_RUNNING,
-            "complete": REACTION_DONE,
-            "failed": REACTION_FAILED,
-        }.get(phase)
-        if reaction:
-            await self.react(run.channel_id, run.message_ts, reaction)
+        try:
+            if run.card_ts:
+                await self.slack.update(
+                    channel=run.channel_id,
+                    ts=run.card_ts,
+                    text=message.text,
+                    blocks=message.blocks,
+                    context=context,
+                    strict=True,
+                )
+            else:
+                run.card_ts = await self.slack.post(
+                    channel=run.channel_id,
+                    thread_ts=run.thread_ts,
+                    text=message.text,
+                    blocks=message.blocks,
+                    context=context,
+                    strict=True,
+                )
+        except SlackUnavailable:
+            return False
+        reaction = phase_reaction(view.phase)
+        if react and reaction:
+            await self.react(run.channel_id, run.message_ts, reaction, context=context)
+        return True
 
-    async def react(self, channel: str, ts: str | None, name: str) -> None:
-        """Move the triggering message's reaction: 👀 → ⏳ → ✅ or ❌."""
+    async def react(self, channel: str, ts: str | None, name: str, *, context: str = "") -> None:
+        """Move the triggering message's reaction: 👀 → ⏳ → ✅ or ❌ (removing only what an
+        earlier step may have added)."""
         if not ts:
             return
-        others = tuple(r for r in _ALL_REACTIONS if r != name)
-        await self.slack.react(channel=channel, ts=ts, add=name, remove=others)
+        earlier = _EARLIER_REACTIONS.get(name, ())
+        await self.slack.react(channel=channel, ts=ts, add=name, remove=earlier, context=context)
 
-    def final_reply(self, run: TrackedRun) -> RenderedMessage:
-        return render_final_reply(
-            run=as_api_run(run), requester_id=run.user_id, now=self.clock.now()
-        )
+    def final_reply(self, run: TrackedRun, *, kind: str = "final") -> RenderedMessage:
+        api_run = as_api_run(run)
+        if kind == "pause":
+            # The agent's question is in `result`; the reply is there to ask it.
+            parts = [part for part in (run.summary, run.result) if part and part.strip()]
+            api_run = api_run.model_copy(
+                update={"summary": "\n\n".join(parts) or None, "result": None}
+            )
+        return render_final_reply(run=api_run, requester_id=run.user_id, now=self.clock.now())
 
-    async def post_final_reply(self, run: TrackedRun) -> str | None:
-        message = self.final_reply(run)
+    async def post_final_reply(self, run: TrackedRun, *, kind: str = "final") -> str | None:
+        """Post the run's final reply (or, `kind="pause"`, the reply asking for input) in its
+        thread, mentioning the requester. Its ts; None if Slack refused for good; raises
+        SlackUnavailable when it should be tried again later."""
+        message = self.final_reply(run, kind=kind)
         return await self.slack.post(
             channel=run.channel_id,
             thread_ts=run.thread_ts,
             text=message.text,
             blocks=message.blocks,
-            metadata={"event_type": FINAL_REPLY_EVENT, "event_payload": {"run_id": run.id}},
+            metadata={
+                "event_type": FINAL_REPLY_EVENT,
+                "event_payload": {"run_id": run.id, "kind": kind},
+            },
             context=f"run={run.id}",
+            strict=True,
         )
+
+
+def phase_reaction(phase: Phase) -> str | None:
+    """The reaction a card's phase puts on the triggering message (None: leave it)."""
+    return {
+        "running": REACTION_RUNNING,
+        "paused": REACTION_RUNNING,
+        "complete": REACTION_DONE,
+        "failed": REACTION_FAILED,
+    }.get(phase)
+
+
+def status_reaction(status: str | None) -> str | None:
+    """The reaction for a run status, as phase_reaction would give for its card."""
+    kind = classify_status(status)
+    if kind in (StatusKind.IN_PROGRESS, StatusKind.WAITING_FOR_INPUT):
+        return REACTION_RUNNING
+    if kind is StatusKind.SUCCESS:
+        return REACTION_DONE
+    return REACTION_FAILED
+
+
+def notified_key(status: str | None, note_kind: str | None = None) -> str:
+    """What TrackedRun.notified_status holds once the card shows `status` (and the watchdog
+    note of `note_kind`): the conditional update on it makes each card edit happen once."""
+    return f"{status or ''}|{note_kind or ''}"[:64]
+
+
+def notified_status(key: str | None) -> str | None:
+    """The run status a notified_key was made for (None: nothing shown yet)."""
+    if not key:
+        return None
+    return key.split("|", 1)[0] or None

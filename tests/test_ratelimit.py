@@ -46,3 +46,31 @@ def test_an_empty_budget_sends_ten_now_and_the_eleventh_a_window_later() -> None
 def test_a_block_delays_every_slot() -> None:
     blocked = NOW + timedelta(seconds=30)
     assert ratelimit.eta_seconds(0, [], limit=10, window=60, now=NOW, blocked_until=blocked) == 30
+
+
+def test_a_call_exactly_one_window_old_no_longer_counts() -> None:
+    spent = [ago(60)] + [ago(1)] * 9
+    assert ratelimit.wait_before_next(spent, limit=10, window=60, now=NOW) == 0
+    spent = [ago(59.5)] + [ago(1)] * 9
+    assert ratelimit.wait_before_next(spent, limit=10, window=60, now=NOW) == 0.5
+
+
+def test_a_burst_of_25_at_10_per_window_starts_in_three_waves() -> None:
+    slots = ratelimit.slot_times([], count=25, limit=10, window=61, now=NOW)
+    offsets = [(s - NOW).total_seconds() for s in slots]
+    assert offsets == [0] * 10 + [61] * 10 + [122] * 5
+    # The request with k ahead of it starts at slot k, whatever the earlier spends were.
+    spent = [ago(30)] * 4  # four creates 30 s ago: six fit now
+    assert ratelimit.eta_seconds(5, spent, limit=10, window=61, now=NOW) == 0
+    assert ratelimit.eta_seconds(6, spent, limit=10, window=61, now=NOW) == 31
+    assert ratelimit.eta_seconds(9, spent, limit=10, window=61, now=NOW) == 31
+    assert ratelimit.eta_seconds(10, spent, limit=10, window=61, now=NOW) == 61
+
+
+def test_a_block_longer_than_the_window_moves_every_place() -> None:
+    blocked = NOW + timedelta(seconds=90)
+    etas = [
+        ratelimit.eta_seconds(k, [], limit=2, window=60, now=NOW, blocked_until=blocked)
+        for k in range(5)
+    ]
+    assert etas == [90, 90, 150, 150, 210]

@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -31,6 +31,14 @@ from bot.store.tables import (
 )
 
 RowT = TypeVar("RowT", QueuedRequest, TrackedRun)
+
+# TrackedRun.final_reply_state: "none", or one of these (posting, posted) pairs per reply kind.
+REPLY_FINAL = "final"
+REPLY_PAUSE = "pause"
+REPLY_STATES = {
+    REPLY_FINAL: ("posting", "posted"),
+    REPLY_PAUSE: ("pause-posting", "pause-posted"),
+}
 
 
 def new_lease_owner(replica_id: str) -> str:
@@ -64,14 +72,14 @@ class Store:
         model: type[RowT],
         *,
         due: ColumnElement[bool],
-        order_by: Any,
+        order_by: Sequence[Any],
         owner: str,
         now: datetime,
         lease_seconds: float,
         limit: int,
     ) -> list[RowT]:
         free = or_(model.lease_expires_at.is_(None), model.lease_expires_at <= now)
-        candidates = select(model.id).where(due, free).order_by(order_by).limit(limit)
+        candidates = select(model.id).where(due, free).order_by(*order_by).limit(limit)
         if self.is_postgres:
             candidates = candidates.with_for_update(skip_locked=True)
         claim = (
@@ -95,7 +103,8 @@ class Store:
             QueuedRequest,
             due=(QueuedRequest.status == RequestStatus.PENDING)
             & (QueuedRequest.next_attempt_at <= now),
-            order_by=QueuedRequest.created_at,
+            # The id breaks ties, so the queue order is the same in every query (places on cards).
+            order_by=(QueuedRequest.created_at, QueuedRequest.id),
             owner=owner,
             now=now,
             lease_seconds=lease_seconds,
@@ -109,11 +118,28 @@ class Store:
         return await self._claim(
             TrackedRun,
             due=TrackedRun.tracking.is_(True) & (TrackedRun.next_poll_at <= now),
-            order_by=TrackedRun.next_poll_at,
+            order_by=(TrackedRun.next_poll_at, TrackedRun.id),
             owner=owner,
             now=now,
             lease_seconds=lease_seconds,
             limit=limit,
+        )
+
+    async def claim_runs_by_id(
+        self, *, owner: str, run_ids: Sequence[int], now: datetime, lease_seconds: float
+    ) -> list[TrackedRun]:
+        """The tracked runs among `run_ids` that nobody holds, due or not (the tracker has just
+        read them on a list page, so their news costs nothing)."""
+        if not run_ids:
+            return []
+        return await self._claim(
+            TrackedRun,
+            due=TrackedRun.tracking.is_(True) & TrackedRun.id.in_(list(run_ids)),
+            order_by=(TrackedRun.next_poll_at, TrackedRun.id),
+            owner=owner,
+            now=now,
+            lease_seconds=lease_seconds,
+            limit=len(run_ids),
         )
 
     async def _fenced_update(self, model: type[RowT], key: Any, owner: str, **values: Any) -> bool:
@@ -215,7 +241,7 @@ class Store:
                     QueuedRequest.org_id == org_id,
                     QueuedRequest.status == RequestStatus.PENDING,
                 )
-                .order_by(QueuedRequest.created_at)
+                .order_by(QueuedRequest.created_at, QueuedRequest.id)
             )
             return list(rows.all())
 
@@ -260,8 +286,9 @@ class Store:
                 existing.started_at = now
                 existing.finished_at = None
                 existing.stop_reason = None
-                existing.lease_owner = None
-                existing.lease_expires_at = None
+                # The run's lease as the caller set it (the dispatcher holds it to show the card).
+                existing.lease_owner = run.lease_owner
+                existing.lease_expires_at = run.lease_expires_at
         return True
 
     async def record_retry(
@@ -350,15 +377,30 @@ class Store:
     async def begin_final_reply(self, run_id: int, *, owner: str) -> str | None:
         """Move none → posting. Returns "post" (go ahead), "check" (a post may have happened
         before a crash: look in the thread first), or None (already posted, or lease lost)."""
+        return await self.begin_reply(run_id, owner=owner, kind=REPLY_FINAL)
+
+    async def finish_final_reply(self, run_id: int, *, owner: str, ts: str | None) -> bool:
+        return await self.finish_reply(run_id, owner=owner, kind=REPLY_FINAL, ts=ts)
+
+    async def begin_reply(self, run_id: int, *, owner: str, kind: str) -> str | None:
+        """The once-only thread replies of a run: the final one, and the one asking for input
+        while it is PAUSED (`kind` "final" or "pause"). Moves the state to "<kind> posting" and
+        returns "post"; "check" when a post of this kind may have happened before a crash;
+        None when it was posted already or the lease is lost. A final reply may follow a pause
+        reply (the run went on without the bot resuming it)."""
+        posting, _posted = REPLY_STATES[kind]
+        allowed = ["none"]
+        if kind == REPLY_FINAL:
+            allowed += list(REPLY_STATES[REPLY_PAUSE])
         async with self.sessions.begin() as session:
             result = await session.execute(
                 update(TrackedRun)
                 .where(
                     TrackedRun.id == run_id,
                     TrackedRun.lease_owner == owner,
-                    TrackedRun.final_reply_state == "none",
+                    TrackedRun.final_reply_state.in_(allowed),
                 )
-                .values(final_reply_state="posting")
+                .values(final_reply_state=posting)
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount:  # type: ignore[attr-defined]
@@ -368,12 +410,76 @@ class Store:
                     TrackedRun.id == run_id, TrackedRun.lease_owner == owner
                 )
             )
-        return "check" if state == "posting" else None
+        return "check" if state == posting else None
 
-    async def finish_final_reply(self, run_id: int, *, owner: str, ts: str | None) -> bool:
-        return await self._fenced_update(
-            TrackedRun, run_id, owner, final_reply_state="posted", final_reply_ts=ts
+    async def finish_reply(
+        self, run_id: int, *, owner: str, kind: str, ts: str | None, **values: Any
+    ) -> bool:
+        """Record the reply as posted (with any other `values` of the run, in one write)."""
+        _posting, posted = REPLY_STATES[kind]
+        values["final_reply_state"] = posted
+        if kind == REPLY_FINAL:
+            values["final_reply_ts"] = ts
+        return await self._fenced_update(TrackedRun, run_id, owner, **values)
+
+    async def observe_run(
+        self, run_id: int, *, owner: str, notify: str | None, **values: Any
+    ) -> tuple[bool, bool]:
+        """One write for what a poll saw: the fenced update of `values`, then (if `notify` is
+        given) the conditional update of notified_status that says whether the card is to be
+        edited. Returns (lease still held, card to be edited)."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(TrackedRun)
+                .where(TrackedRun.id == run_id, TrackedRun.lease_owner == owner)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return False, False
+            if notify is None:
+                return True, False
+            marked = await session.execute(
+                update(TrackedRun)
+                .where(
+                    TrackedRun.id == run_id,
+                    TrackedRun.lease_owner == owner,
+                    or_(
+                        TrackedRun.notified_status.is_(None),
+                        TrackedRun.notified_status != notify,
+                    ),
+                )
+                .values(notified_status=notify)
+                .execution_options(synchronize_session=False)
+            )
+            return True, bool(marked.rowcount)  # type: ignore[attr-defined]
+
+    async def reschedule_runs(
+        self, *, owner: str, schedule: Sequence[tuple[int, datetime, float]]
+    ) -> int:
+        """Runs refreshed without news: set each one's next poll and release it, in one
+        statement (fenced by the claim's owner). `schedule` is (run id, next poll, interval)."""
+        if not schedule:
+            return 0
+        table = cast(Table, TrackedRun.__table__)
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("run_id"), table.c.lease_owner == bindparam("owner"))
+            .values(
+                next_poll_at=bindparam("next_at"),
+                poll_interval=bindparam("interval"),
+                lease_owner=None,
+                lease_expires_at=None,
+            )
         )
+        params = [
+            {"run_id": run_id, "owner": owner, "next_at": next_at, "interval": interval}
+            for run_id, next_at, interval in schedule
+        ]
+        async with self.sessions.begin() as session:
+            connection = await session.connection()
+            result = await connection.execute(statement, params)
+        return int(result.rowcount or 0)
 
     async def runs_in_progress(self, *, org_id: int) -> int:
         async with self.sessions() as session:
@@ -513,5 +619,7 @@ class Store:
             await session.execute(delete(RateSpend).where(RateSpend.spent_at < now - keep_spends))
 
 
-def _sort_key(row: QueuedRequest | TrackedRun) -> datetime:
-    return row.created_at if isinstance(row, QueuedRequest) else row.next_poll_at
+def _sort_key(row: QueuedRequest | TrackedRun) -> tuple[datetime, str]:
+    if isinstance(row, QueuedRequest):
+        return row.created_at, row.id
+    return row.next_poll_at, f"{row.id:020d}"

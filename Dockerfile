@@ -62,8 +62,8 @@ USER codegen:codegen
 # HTTP mode (BOT_MODE=http): Slack posts to http://<host>:$PORT/slack/events.
 EXPOSE 3000
 
-# Only meaningful in HTTP mode, where the bot serves GET /healthz on $PORT. In Socket Mode or
-# console mode nothing listens, so run with `--no-healthcheck` (compose: healthcheck.disable).
+# The bot serves GET /healthz on $PORT in HTTP mode, and in Socket Mode because PORT is set
+# here (unset it to serve nothing in Socket Mode; then run with `--no-healthcheck`).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:${PORT:-3000}/healthz', timeout=4)" || exit 1
 

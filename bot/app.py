@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import uvicorn
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -127,7 +130,7 @@ async def build_runtime(
         creates_per_minute=settings.codegen_create_per_minute,
         metrics=metrics,
     )
-    catalog = RepoCatalog(codegen=codegen, clock=clock)
+    catalog = RepoCatalog(codegen=codegen, clock=clock, budget=budget)
     dispatcher_box: list[Dispatcher] = []
     intake = Intake(
         settings=settings,
@@ -164,7 +167,7 @@ async def build_runtime(
         replica_id=replica_id,
         metrics=metrics,
     )
-    answers = Answers(store=store, settings=settings, clock=clock)
+    answers = Answers(store=store, settings=settings, clock=clock, catalog=catalog)
     return Runtime(
         settings=settings,
         clock=clock,
@@ -213,21 +216,31 @@ def build_http_app(runtime: Runtime, bolt: AsyncApp | None) -> Starlette:
 
         routes.append(Route("/slack/events", slack_events, methods=["POST"]))
 
+    # Probes ask once and answer within seconds: no retries, unlike the bot's own client.
+    probe = AsyncWebClient(
+        token=runtime.slack_client.token,
+        base_url=runtime.slack_client.base_url,
+        timeout=int(READY_TIMEOUT_SECONDS),
+        retry_handlers=[],
+    )
+
     async def healthz(_request: Request) -> Response:
+        """Alive: the process answers and its ticks are scheduled (503 while starting)."""
         if not runtime.ready:
             return JSONResponse({"status": "starting"}, status_code=503)
+        ticks = runtime.ticks
+        if ticks is not None and not ticks.scheduler.running:
+            return JSONResponse({"status": "ticks stopped"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     async def readyz(_request: Request) -> Response:
+        """Ready: the database answers and Slack accepts the bot token (no retries, bounded)."""
         checks: dict[str, str] = {}
-        try:
-            await runtime.store.ping()
-            checks["database"] = "ok"
-        except Exception as error:
-            checks["database"] = f"error: {type(error).__name__}"
+        if not runtime.ready:
+            checks["startup"] = "error: still starting"
+        checks["database"] = await _check_database(runtime)
         if runtime.settings.slack_bot_token is not None:
-            response = await runtime.slack.call("auth.test", runtime.slack_client.auth_test)
-            checks["slack"] = "ok" if response else "error: auth.test failed"
+            checks["slack"] = await _check_slack(runtime, probe)
         ok = all(value == "ok" for value in checks.values())
         return JSONResponse(
             {"status": "ok" if ok else "unavailable", "checks": checks},
@@ -246,23 +259,82 @@ def build_http_app(runtime: Runtime, bolt: AsyncApp | None) -> Starlette:
     return Starlette(routes=routes)
 
 
+READY_TIMEOUT_SECONDS = 5.0
+
+
+async def _check_database(runtime: Runtime) -> str:
+    try:
+        await asyncio.wait_for(runtime.store.ping(), timeout=READY_TIMEOUT_SECONDS)
+    except Exception as error:
+        log.warning("readiness: database unreachable: %s", error)
+        return f"error: {type(error).__name__}"
+    return "ok"
+
+
+async def _check_slack(runtime: Runtime, probe: AsyncWebClient) -> str:
+    """One auth.test, straight to Slack: a probe must answer quickly, not wait out retries."""
+    try:
+        await asyncio.wait_for(probe.auth_test(), timeout=READY_TIMEOUT_SECONDS)
+    except SlackApiError as error:
+        code = str(error.response.get("error") or error.response.status_code)
+    except Exception as error:
+        code = type(error).__name__
+    else:
+        return "ok"
+    log.warning("readiness: slack auth.test failed: %s", code)
+    runtime.metrics.slack_error("auth.test", code)
+    return f"error: {code}"
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside the bot's loop: the bot, not uvicorn, decides what a signal means."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 @contextlib.asynccontextmanager
 async def serve_http(app: Starlette, *, host: str, port: int) -> AsyncIterator[int]:
-    """Serve an ASGI app with uvicorn inside the running loop; yields the bound port."""
-    import asyncio
+    """Serve an ASGI app with uvicorn inside the running loop; yields the bound port.
 
-    import uvicorn
-
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    bound = server.servers[0].sockets[0].getsockname()[1]
+    The socket is bound here, so a taken port is an OSError for the caller (uvicorn would
+    exit the process). `log_config=None`: uvicorn's records go through the bot's root handler,
+    which redacts them and formats them as text or JSON like every other line.
+    """
+    sock = _listening_socket(host, port)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+    )
+    server = _EmbeddedServer(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        yield int(bound)
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("the HTTP server stopped before it started")
+            await asyncio.sleep(0.01)
+        yield int(sock.getsockname()[1])
     finally:
         server.should_exit = True
         await task
+        sock.close()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
+import signal
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import configure_logging
@@ -15,6 +18,7 @@ from bot.logs import configure_logging
 log = logging.getLogger("bot")
 
 BANNER_RULE = "=" * 78
+DEFAULT_CONSOLE_WAIT = 120.0
 
 
 def loud(lines: list[str]) -> None:
@@ -35,7 +39,14 @@ async def codegen_endpoint(settings: Settings) -> AsyncIterator[str]:
 
 
 async def run_bot(settings: Settings, mode: str) -> None:
+    """Run until SIGINT/SIGTERM: Socket Mode or HTTP mode, with the ticks in this loop."""
     from bot.app import build_bolt_app, build_http_app, build_runtime, serve_http
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform
+            loop.add_signal_handler(signum, stop.set)
 
     async with codegen_endpoint(settings) as codegen_url:
         if settings.uses_emulator:
@@ -53,21 +64,41 @@ async def run_bot(settings: Settings, mode: str) -> None:
             if mode == "http":
                 web = build_http_app(runtime, bolt)
                 async with serve_http(web, host="0.0.0.0", port=settings.port) as port:
-                    log.info("HTTP mode: Slack posts to http://<this host>:%s/slack/events", port)
-                    await asyncio.Event().wait()
+                    log.info(
+                        "HTTP mode: Slack posts to http://<this host>:%s/slack/events; "
+                        "health on /healthz and /readyz, metrics on /metrics",
+                        port,
+                    )
+                    await stop.wait()
             else:
-                from slack_bolt.adapter.socket_mode.async_handler import (
-                    AsyncSocketModeHandler,
-                )
-
-                assert settings.slack_app_token is not None
-                handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-                web = build_http_app(runtime, None)
-                async with serve_http(web, host="0.0.0.0", port=settings.port):
-                    log.info("Socket Mode; health and metrics on port %s", settings.port)
-                    await handler.start_async()
+                await _socket_mode(settings, runtime, bolt, stop)
         finally:
+            log.info("shutting down")
             await runtime.close()
+
+
+async def _socket_mode(settings: Settings, runtime: Any, bolt: Any, stop: asyncio.Event) -> None:
+    """Socket Mode; /healthz, /readyz and /metrics on PORT only when PORT is set."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.app import build_http_app, serve_http
+
+    assert settings.slack_app_token is not None
+    handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+    async with contextlib.AsyncExitStack() as stack:
+        if "port" in settings.model_fields_set:
+            web = build_http_app(runtime, None)
+            port = await stack.enter_async_context(
+                serve_http(web, host="0.0.0.0", port=settings.port)
+            )
+            log.info("Socket Mode; health and metrics on port %s", port)
+        else:
+            log.info("Socket Mode (set PORT to serve /healthz, /readyz and /metrics)")
+        await handler.connect_async()
+        try:
+            await stop.wait()
+        finally:
+            await handler.close_async()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -75,24 +106,57 @@ def cmd_run(args: argparse.Namespace) -> int:
     configure_logging(log_format=settings.log_format, secrets=settings.secrets())
     mode = settings.resolved_mode(stdin_is_tty=sys.stdin.isatty())
     if mode == "console":
-        from bot.console import run_console
-
-        return run_console(settings)
+        return _console(settings, wait=DEFAULT_CONSOLE_WAIT, verbose=False)
     if settings.slack_bot_token is None:
         raise ConfigError(f"BOT_MODE={mode} needs SLACK_BOT_TOKEN (the bot's xoxb- token)")
     if mode == "http" and settings.slack_signing_secret is None:
         raise ConfigError("HTTP mode needs SLACK_SIGNING_SECRET to verify Slack's requests")
     if mode == "socket" and settings.slack_app_token is None:
         raise ConfigError("Socket Mode needs SLACK_APP_TOKEN (an xapp- app-level token)")
-    asyncio.run(run_bot(settings, mode))
+    try:
+        asyncio.run(run_bot(settings, mode))
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"PORT {settings.port} is already in use; set PORT to a free port"
+            ) from None
+        raise
     return 0
 
 
 def cmd_console(args: argparse.Namespace) -> int:
     settings = load_settings()
-    from bot.console import run_console
+    return _console(
+        settings,
+        wait=args.wait,
+        verbose=args.verbose,
+        pending=args.emulator_pending,
+        active=args.emulator_active,
+    )
 
-    return run_console(settings, wait_seconds=args.wait)
+
+def _console(
+    settings: Settings,
+    *,
+    wait: float,
+    verbose: bool,
+    pending: float | None = None,
+    active: float | None = None,
+) -> int:
+    from bot import console
+
+    # The terminal is the conversation: the bot's own log lines only when asked for.
+    configure_logging(
+        log_format=settings.log_format,
+        secrets=[*settings.secrets(), console.CONSOLE_BOT_TOKEN],
+        level=logging.INFO if verbose else logging.WARNING,
+    )
+    return console.run_console(
+        settings,
+        wait_seconds=wait,
+        pending_seconds=console.DEFAULT_PENDING_SECONDS if pending is None else pending,
+        active_seconds=console.DEFAULT_ACTIVE_SECONDS if active is None else active,
+    )
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
@@ -104,6 +168,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = load_settings()
+    configure_logging(log_format=settings.log_format, secrets=settings.secrets())
     from bot.store.db import create_engine, migrate
 
     async def go() -> None:
@@ -121,7 +186,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_manifest(args: argparse.Namespace) -> int:
     from bot.manifest import dump_manifest, http_manifest, load_manifest
 
-    manifest = http_manifest(args.http) if args.http else load_manifest()
+    try:
+        manifest = http_manifest(args.http) if args.http else load_manifest()
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     print(dump_manifest(manifest), end="")
     return 0
 
@@ -150,8 +218,24 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument(
         "--wait",
         type=float,
-        default=120.0,
-        help="at end of input, wait this many seconds for started runs to finish",
+        default=DEFAULT_CONSOLE_WAIT,
+        metavar="SECONDS",
+        help="at end of input, wait this long for started runs to finish (default %(default)s)",
+    )
+    console.add_argument(
+        "--emulator-pending",
+        type=float,
+        metavar="SECONDS",
+        help="with the built-in emulator: how long a run stays PENDING (default 2)",
+    )
+    console.add_argument(
+        "--emulator-active",
+        type=float,
+        metavar="SECONDS",
+        help="with the built-in emulator: how long a run stays ACTIVE (default 4)",
+    )
+    console.add_argument(
+        "-v", "--verbose", action="store_true", help="show the bot's log lines (INFO) on stderr"
     )
     emulator = sub.add_parser("emulator", help="serve the local Codegen API emulator")
     emulator.add_argument("--port", type=int, default=8765)

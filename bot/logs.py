@@ -37,8 +37,9 @@ CONTEXT_FIELDS: tuple[str, ...] = ("request_id", "run_id", "channel_id", "user_i
 
 # Libraries that may install their own handlers; their records are sent to the root instead.
 _REROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
-# Chatty at INFO (a line per scheduler tick); quieted unless the level is DEBUG.
-_QUIETED_LOGGERS = ("apscheduler",)
+# Chatty at INFO (a line per scheduler tick, per Codegen call, per Alembic plugin); quieted
+# unless the level is DEBUG. The bot's own lines and the metrics say what these would.
+_QUIETED_LOGGERS = ("apscheduler", "httpx", "alembic.runtime.plugins")
 
 _OWN_HANDLER_FLAG = "_codegen_bot_handler"
 

@@ -63,6 +63,8 @@ CALLED_METHODS: frozenset[str] = frozenset(
         "conversations.open",
         "users.info",
         "files.info",
+        # `codegen-bot doctor`, with the app-level token (SLACK_APP_TOKEN), not the bot token.
+        "apps.connections.open",
     }
 )
 
@@ -73,6 +75,8 @@ _CONV_READ = frozenset({"channels:read", "groups:read", "im:read", "mpim:read"})
 #: conversation type). An empty set means the method needs no scope.
 METHOD_SCOPES: dict[str, frozenset[str]] = {
     "auth.test": frozenset(),
+    # Called with the app-level token, whose `connections:write` scope is not a bot scope.
+    "apps.connections.open": frozenset(),
     "chat.postMessage": frozenset({"chat:write"}),
     "chat.update": frozenset({"chat:write"}),
     "chat.postEphemeral": frozenset({"chat:write"}),

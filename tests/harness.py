@@ -15,19 +15,21 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import select
 
 from bot.app import Runtime, build_bolt_app, build_http_app, build_runtime, serve_http
 from bot.clock import FakeClock
 from bot.codegen.emulator import EmulatorState, running_emulator
 from bot.config import Settings
 from bot.metrics import Metrics
+from bot.store.tables import QueuedRequest
 from tests.fakes.slack import FakeSlack
 
 SIGNING_SECRET = "test-signing-secret-0123456789"
@@ -58,19 +60,24 @@ class Conversation:
         clock: FakeClock | None = None,
         emulator: EmulatorState | None = None,
         replica_id: str = "test-replica",
+        slack: FakeSlack | None = None,
         **settings_overrides: Any,
     ) -> AsyncIterator[Conversation]:
+        """`slack` (and `emulator`, `clock`) may be shared: two Conversations on one database
+        are two replicas of the bot in the same workspace."""
         clock = clock or FakeClock()
         emulator = emulator or EmulatorState(
             token=CODEGEN_TOKEN, org_id=ORG_ID, clock=clock, pending_seconds=5, active_seconds=20
         )
-        async with (
-            FakeSlack.running(bot_token=BOT_TOKEN, team_id=TEAM) as slack,
-            running_emulator(emulator) as codegen_url,
-        ):
-            slack.add_channel("C1", name="general")
-            slack.add_user("U1", "alice", real_name="Alice Example")
-            slack.add_user("U2", "bob", real_name="Bob Example")
+        async with AsyncExitStack() as stack:
+            if slack is None:
+                slack = await stack.enter_async_context(
+                    FakeSlack.running(bot_token=BOT_TOKEN, team_id=TEAM)
+                )
+                slack.add_channel("C1", name="general")
+                slack.add_user("U1", "alice", real_name="Alice Example")
+                slack.add_user("U2", "bob", real_name="Bob Example")
+            codegen_url = await stack.enter_async_context(running_emulator(emulator))
             fields: dict[str, Any] = {
                 "slack_bot_token": BOT_TOKEN,
                 "slack_signing_secret": SIGNING_SECRET,
@@ -123,8 +130,11 @@ class Conversation:
         user: str = "U1",
         channel: str = "C1",
         headers: dict[str, str] | None = None,
+        settle: bool = True,
     ) -> httpx.Response:
-        """`/codegen <text>` as Slack posts it; returns Slack's view of the ack."""
+        """`/codegen <text>` as Slack posts it; returns Slack's view of the ack.
+
+        `settle=False` returns as soon as the HTTP response is in (to time the ack)."""
         body = urlencode(
             {
                 "token": "legacy",
@@ -144,7 +154,8 @@ class Conversation:
         sent_headers = {"Content-Type": "application/x-www-form-urlencoded"}
         sent_headers.update(headers if headers is not None else self.signed_headers(body))
         response = await self.http.post("/slack/events", content=body, headers=sent_headers)
-        await self.settle()
+        if settle:
+            await self.settle()
         return response
 
     async def event(
@@ -154,6 +165,7 @@ class Conversation:
         event_id: str | None = None,
         retry_num: int | None = None,
         headers: dict[str, str] | None = None,
+        settle: bool = True,
     ) -> httpx.Response:
         """Deliver one Events API callback, signed, as Slack would."""
         payload = {
@@ -175,7 +187,8 @@ class Conversation:
             sent_headers["X-Slack-Retry-Num"] = str(retry_num)
             sent_headers["X-Slack-Retry-Reason"] = "http_timeout"
         response = await self.http.post("/slack/events", content=body, headers=sent_headers)
-        await self.settle()
+        if settle:
+            await self.settle()
         return response
 
     async def mention(
@@ -263,6 +276,14 @@ class Conversation:
         return bool(pending) or tracking > 0
 
     # -- what can be seen ------------------------------------------------------------------
+
+    async def queued_requests(self) -> list[QueuedRequest]:
+        """Every outbox row, oldest first (whatever its status)."""
+        async with self.runtime.store.sessions() as session:
+            rows = await session.scalars(
+                select(QueuedRequest).order_by(QueuedRequest.created_at, QueuedRequest.id)
+            )
+            return list(rows.all())
 
     def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
         return self.slack.messages(channel, thread_ts=thread_ts)

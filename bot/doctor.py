@@ -1,0 +1,551 @@
+"""`codegen-bot doctor`: check the settings, the database, Slack and Codegen, and say how to fix
+each problem.
+
+    results = await run_checks(settings)        # list[CheckResult], in a fixed order
+    print_results(results, out=sys.stdout)      # one line per check, a fix under each failure
+
+A check that cannot run because an earlier one failed is reported as skipped. Nothing here
+changes anything: the database is not migrated (a missing SQLite file is not created), no
+message is posted, no run is started. Secrets are never printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TextIO, TypeVar
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from bot.codegen.client import CodegenClient
+from bot.codegen.errors import CodegenError, Forbidden, Unavailable
+from bot.config import ConfigError, Settings, load_settings
+from bot.logs import Redactor, configure_logging
+from bot.manifest import BOT_SCOPES, missing_scopes
+from bot.store.db import create_engine, pending_migrations
+
+log = logging.getLogger(__name__)
+
+Status = Literal["ok", "fail", "skip"]
+T = TypeVar("T")
+
+TIMEOUT_SECONDS = 10.0
+SLACK_APPS_URL = "https://api.slack.com/apps"
+CODEGEN_TOKEN_URL = "https://codegen.com/token"
+DATABASE_EXAMPLES = (
+    "sqlite+aiosqlite:///./codegen-bot.db or postgresql+asyncpg://user:password@host:5432/dbname"
+)
+_BAD_SLACK_TOKEN = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
+)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "fail"
+
+
+def ok(name: str, detail: str) -> CheckResult:
+    return CheckResult(name, "ok", detail)
+
+
+def fail(name: str, detail: str, fix: str) -> CheckResult:
+    return CheckResult(name, "fail", detail, fix)
+
+
+def skip(name: str, detail: str) -> CheckResult:
+    return CheckResult(name, "skip", detail)
+
+
+async def _bounded(awaitable: Awaitable[T], seconds: float) -> T:
+    return await asyncio.wait_for(awaitable, timeout=seconds)
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+
+def check_mode(settings: Settings) -> list[CheckResult]:
+    """Which transport `codegen-bot run` would use, and whether its settings are complete."""
+    name = "mode"
+    try:
+        mode = settings.resolved_mode(stdin_is_tty=False)
+    except ConfigError as error:
+        return [
+            fail(
+                name,
+                str(error),
+                "Set SLACK_APP_TOKEN (Socket Mode, no public URL needed) or SLACK_SIGNING_SECRET "
+                "(HTTP mode), together with SLACK_BOT_TOKEN. See README, Setup.",
+            )
+        ]
+    if mode == "console":
+        return [ok(name, "BOT_MODE=console: the terminal console; Slack is not used")]
+    results: list[CheckResult] = []
+    how = "auto → " if settings.bot_mode == "auto" else ""
+    if mode == "socket":
+        token = settings.slack_app_token
+        if token is None:
+            results.append(
+                fail(
+                    name,
+                    "BOT_MODE=socket but SLACK_APP_TOKEN is not set",
+                    f"Create an app-level token with the connections:write scope ({SLACK_APPS_URL}"
+                    " → your app → Basic Information → App-Level Tokens) and set SLACK_APP_TOKEN.",
+                )
+            )
+        elif not token.get_secret_value().startswith("xapp-"):
+            results.append(
+                fail(
+                    name,
+                    "SLACK_APP_TOKEN does not start with xapp- (it is not an app-level token)",
+                    "Use the app-level token from Basic Information → App-Level Tokens.",
+                )
+            )
+        else:
+            results.append(ok(name, f"BOT_MODE={settings.bot_mode}: {how}Socket Mode"))
+    else:
+        if settings.slack_signing_secret is None:
+            results.append(
+                fail(
+                    name,
+                    "BOT_MODE=http but SLACK_SIGNING_SECRET is not set",
+                    "Copy the Signing Secret from Basic Information → App Credentials.",
+                )
+            )
+        else:
+            results.append(
+                ok(
+                    name,
+                    f"BOT_MODE={settings.bot_mode}: {how}HTTP mode, Slack posts to "
+                    f"/slack/events on port {settings.port}",
+                )
+            )
+    return results
+
+
+def check_codegen_settings(settings: Settings) -> CheckResult:
+    name = "codegen settings"
+    if settings.codegen_api_token is None:
+        return fail(
+            name,
+            "CODEGEN_API_TOKEN is not set: runs would go to the built-in emulator, not to Codegen",
+            f"Create an API token at {CODEGEN_TOKEN_URL} and set CODEGEN_API_TOKEN and "
+            "CODEGEN_ORG_ID.",
+        )
+    if settings.codegen_org_id is None:
+        return fail(
+            name,
+            "CODEGEN_ORG_ID is not set",
+            "Set CODEGEN_ORG_ID to your Codegen organization's id (shown with the API token "
+            f"at {CODEGEN_TOKEN_URL}).",
+        )
+    return ok(name, f"API {settings.codegen_api_url}, organization {settings.codegen_org_id}")
+
+
+# -- database -----------------------------------------------------------------------------------
+
+
+def safe_url(url: URL | str) -> str:
+    """A database URL without its password."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    return parsed.render_as_string(hide_password=True)
+
+
+def describe_db_error(error: BaseException, url: str) -> str:
+    """One line about a database failure, without the URL's password."""
+    message = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    with contextlib.suppress(ArgumentError, ValueError):
+        password = make_url(url).password
+        if password:
+            message = message.replace(str(password), "***")
+    return Redactor([url])(f"{type(error).__name__}: {message}")
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+async def check_database(settings: Settings, *, wait: float = TIMEOUT_SECONDS) -> list[CheckResult]:
+    """Reachable, then migrated. A SQLite file that does not exist yet is not created."""
+    url = settings.database_url
+    reach, migrated = "database", "migrations"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return [
+            fail(
+                reach,
+                "DATABASE_URL is not a database URL",
+                f"Set DATABASE_URL to a SQLAlchemy URL, e.g. {DATABASE_EXAMPLES}.",
+            ),
+            skip(migrated, "not checked: no database"),
+        ]
+    shown = safe_url(parsed)
+    try:
+        engine = create_engine(url)
+    except (ImportError, SQLAlchemyError) as error:
+        return [
+            fail(
+                reach,
+                f"{shown}: no async driver for this URL ({describe_db_error(error, url)})",
+                "Use an async driver in DATABASE_URL: " + DATABASE_EXAMPLES + ".",
+            ),
+            skip(migrated, "not checked: no database"),
+        ]
+    path = _sqlite_file(parsed)
+    if path is not None and not path.exists():
+        if not path.parent.is_dir():
+            await engine.dispose()
+            return [
+                fail(
+                    reach,
+                    f"{shown}: the directory {path.parent} does not exist",
+                    "Create the directory, or point DATABASE_URL at a writable place.",
+                ),
+                skip(migrated, "not checked: no database"),
+            ]
+        await engine.dispose()
+        return [
+            ok(reach, f"{shown}: the file does not exist yet; the bot creates it"),
+            fail(
+                migrated,
+                "the database has not been created or migrated yet",
+                "Run `codegen-bot migrate` (the bot also migrates when it starts).",
+            ),
+        ]
+    try:
+        try:
+            await _bounded(_select_one(engine), wait)
+        except Exception as error:
+            return [
+                fail(
+                    reach,
+                    f"{shown}: cannot connect ({describe_db_error(error, url)})",
+                    "Check host, port, user, password and database name in DATABASE_URL, "
+                    "and that the database server is running and reachable from here.",
+                ),
+                skip(migrated, "not checked: the database is unreachable"),
+            ]
+        results = [ok(reach, f"{shown}: connected")]
+        try:
+            pending = await _bounded(pending_migrations(engine), wait)
+        except Exception as error:
+            results.append(
+                fail(
+                    migrated,
+                    f"cannot read the migration state ({describe_db_error(error, url)})",
+                    "Run `codegen-bot migrate`; if it fails, check the user's rights on "
+                    "the database.",
+                )
+            )
+            return results
+        if pending:
+            results.append(
+                fail(
+                    migrated,
+                    "the database is not at the newest migration",
+                    "Run `codegen-bot migrate` (the bot also migrates when it starts).",
+                )
+            )
+        else:
+            results.append(ok(migrated, "at the newest migration"))
+        return results
+    finally:
+        await engine.dispose()
+
+
+async def _select_one(engine: Any) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+# -- Slack --------------------------------------------------------------------------------------
+
+
+def _header(headers: Any, name: str) -> str | None:
+    for key, value in dict(headers or {}).items():
+        if str(key).lower() == name:
+            return str(value[0] if isinstance(value, list | tuple) else value)
+    return None
+
+
+async def check_slack(settings: Settings, *, wait: float = TIMEOUT_SECONDS) -> list[CheckResult]:
+    """auth.test with the bot token, the scopes it was granted, and the app-level token."""
+    token_name, scopes_name = "slack token", "slack scopes"
+    token = settings.slack_bot_token
+    if token is None:
+        if settings.bot_mode == "console":
+            return [skip(token_name, "not checked: BOT_MODE=console does not use Slack")]
+        return [
+            fail(
+                token_name,
+                "SLACK_BOT_TOKEN is not set",
+                f"Create the app from the manifest (`codegen-bot manifest`) at {SLACK_APPS_URL}, "
+                "install it to the workspace and copy the Bot User OAuth Token (xoxb-…) from "
+                "OAuth & Permissions into SLACK_BOT_TOKEN.",
+            ),
+            skip(scopes_name, "not checked: no bot token"),
+        ]
+    results: list[CheckResult] = []
+    value = token.get_secret_value()
+    client = AsyncWebClient(
+        token=value, base_url=settings.slack_api_url, timeout=int(wait), retry_handlers=[]
+    )
+    if not value.startswith("xoxb-"):
+        kind = "a user token (xoxp-)" if value.startswith("xoxp-") else "not a bot token"
+        results.append(
+            fail(
+                token_name,
+                f"SLACK_BOT_TOKEN is {kind}",
+                "Use the Bot User OAuth Token (xoxb-…) from OAuth & Permissions.",
+            )
+        )
+        results.append(skip(scopes_name, "not checked: not a bot token"))
+        return results
+    try:
+        response = await _bounded(client.auth_test(), wait + 1)
+    except SlackApiError as error:
+        code = str(error.response.get("error") or error.response.status_code)
+        if code in _BAD_SLACK_TOKEN:
+            fix = (
+                "SLACK_BOT_TOKEN is wrong or was revoked: copy the Bot User OAuth Token (xoxb-…) "
+                f"again from {SLACK_APPS_URL} → your app → OAuth & Permissions (reinstall the "
+                "app if it was removed)."
+            )
+        else:
+            fix = f"Slack refused auth.test ({code}); see {SLACK_APPS_URL} → your app."
+        return [
+            fail(token_name, f"auth.test: {code}", fix),
+            skip(scopes_name, "not checked: the token was refused"),
+        ]
+    except Exception as error:
+        return [
+            fail(
+                token_name,
+                f"cannot reach Slack at {settings.slack_api_url} ({type(error).__name__})",
+                "Check the network (proxy, firewall) and SLACK_API_URL.",
+            ),
+            skip(scopes_name, "not checked: Slack is unreachable"),
+        ]
+    data = response.data if isinstance(response.data, dict) else {}
+    results.append(
+        ok(
+            token_name,
+            f"bot @{data.get('user', '?')} ({data.get('user_id', '?')}) in workspace "
+            f"{data.get('team', '?')} ({data.get('team_id', '?')})",
+        )
+    )
+    granted = _header(response.headers, "x-oauth-scopes")
+    if granted is None:
+        results.append(skip(scopes_name, "not checked: Slack did not report the granted scopes"))
+    else:
+        missing = missing_scopes(granted.split(","))
+        if missing:
+            results.append(
+                fail(
+                    scopes_name,
+                    "missing " + ", ".join(sorted(missing)),
+                    "Add them under OAuth & Permissions → Bot Token Scopes (or update the app "
+                    "from `codegen-bot manifest`), then reinstall the app to the workspace so "
+                    "the token gets them.",
+                )
+            )
+        else:
+            results.append(ok(scopes_name, f"all {len(BOT_SCOPES)} scopes the manifest asks for"))
+    if settings.slack_app_token is not None and settings.slack_app_token.get_secret_value():
+        results.append(await _check_app_token(settings, wait))
+    return results
+
+
+async def _check_app_token(settings: Settings, wait: float) -> CheckResult:
+    name = "slack app token"
+    assert settings.slack_app_token is not None
+    app_token = settings.slack_app_token.get_secret_value()
+    client = AsyncWebClient(base_url=settings.slack_api_url, timeout=int(wait), retry_handlers=[])
+    try:
+        await _bounded(client.apps_connections_open(app_token=app_token), wait + 1)
+    except SlackApiError as error:
+        code = str(error.response.get("error") or error.response.status_code)
+        return fail(
+            name,
+            f"apps.connections.open: {code}",
+            "SLACK_APP_TOKEN must be an app-level token (xapp-…) with connections:write, and "
+            "Socket Mode must be enabled for the app (Settings → Socket Mode).",
+        )
+    except Exception as error:
+        return fail(
+            name,
+            f"cannot reach Slack ({type(error).__name__})",
+            "Check the network (proxy, firewall) and SLACK_API_URL.",
+        )
+    return ok(name, "Socket Mode connections are allowed")
+
+
+# -- Codegen ------------------------------------------------------------------------------------
+
+
+async def check_codegen(settings: Settings, *, wait: float = TIMEOUT_SECONDS) -> list[CheckResult]:
+    """The token (/v1/users/me), then access to CODEGEN_ORG_ID (its repositories)."""
+    token_name, org_name = "codegen token", "codegen org"
+    if settings.codegen_api_token is None or settings.codegen_org_id is None:
+        return [
+            skip(token_name, "not checked: no Codegen credentials"),
+            skip(org_name, "not checked: no Codegen credentials"),
+        ]
+    org = settings.codegen_org_id
+    async with CodegenClient(
+        base_url=settings.codegen_api_url,
+        token=settings.codegen_api_token.get_secret_value(),
+        org_id=org,
+        timeout=wait,
+        read_retries=0,
+    ) as client:
+        try:
+            me = await client.current_user()
+        except Forbidden as error:
+            return [
+                fail(
+                    token_name,
+                    f"the Codegen API refused CODEGEN_API_TOKEN ({error.status_code}: "
+                    f"{error.message})",
+                    f"Create a new API token at {CODEGEN_TOKEN_URL} and set CODEGEN_API_TOKEN.",
+                ),
+                skip(org_name, "not checked: the token was refused"),
+            ]
+        except Unavailable as error:
+            return [
+                fail(
+                    token_name,
+                    f"cannot reach {settings.codegen_api_url} ({error.message})",
+                    "Check CODEGEN_API_URL and the network (proxy, firewall).",
+                ),
+                skip(org_name, "not checked: Codegen is unreachable"),
+            ]
+        except CodegenError as error:
+            return [
+                fail(
+                    token_name,
+                    f"/v1/users/me: {error.message}",
+                    "Check CODEGEN_API_URL: it should be the API's base URL, e.g. "
+                    "https://api.codegen.com.",
+                ),
+                skip(org_name, "not checked: the token check failed"),
+            ]
+        who = me.email or me.github_username or f"user {me.id}"
+        results = [ok(token_name, f"accepted: {who}")]
+        try:
+            page = await client.list_repos(limit=1)
+        except Forbidden as error:
+            results.append(
+                fail(
+                    org_name,
+                    f"the token has no access to organization {org} ({error.status_code}: "
+                    f"{error.message})",
+                    "Set CODEGEN_ORG_ID to the id of an organization this token belongs to, "
+                    f"or create the token in that organization ({CODEGEN_TOKEN_URL}).",
+                )
+            )
+            return results
+        except CodegenError as error:
+            results.append(
+                fail(
+                    org_name,
+                    f"listing organization {org}'s repositories failed: {error.message}",
+                    "Check CODEGEN_ORG_ID and try again; if it persists, ask Codegen support.",
+                )
+            )
+            return results
+        if page.total == 0:
+            results.append(
+                fail(
+                    org_name,
+                    f"organization {org} has no repositories: every run would be refused (404)",
+                    "Connect a GitHub repository to the organization in Codegen.",
+                )
+            )
+        else:
+            plural = "y" if page.total == 1 else "ies"
+            results.append(ok(org_name, f"organization {org}: {page.total} repositor{plural}"))
+        return results
+
+
+# -- all together -------------------------------------------------------------------------------
+
+Check = Callable[[Settings], Awaitable[list[CheckResult]]]
+
+
+async def run_checks(settings: Settings, *, wait: float = TIMEOUT_SECONDS) -> list[CheckResult]:
+    """Every check, in order: settings, database, Slack, Codegen (network checks concurrently)."""
+    results = [*check_mode(settings), check_codegen_settings(settings)]
+    groups = await asyncio.gather(
+        check_database(settings, wait=wait),
+        check_slack(settings, wait=wait),
+        check_codegen(settings, wait=wait),
+    )
+    for group in groups:
+        results.extend(group)
+    return results
+
+
+MARKS = {"ok": "ok  ", "fail": "FAIL", "skip": "skip"}
+
+
+def format_results(results: Sequence[CheckResult]) -> str:
+    width = max((len(r.name) for r in results), default=10) + 2
+    lines = []
+    for result in results:
+        lines.append(f"{MARKS[result.status]}  {result.name.ljust(width)}{result.detail}")
+        if result.fix:
+            lines.append(f"{' ' * (6 + width)}fix: {result.fix}")
+    failures = sum(1 for r in results if r.status == "fail")
+    lines.append("")
+    lines.append(
+        "Everything checked is in order."
+        if failures == 0
+        else f"{failures} problem{'s' if failures != 1 else ''} found."
+    )
+    return "\n".join(lines)
+
+
+def print_results(results: Sequence[CheckResult], *, out: TextIO | None = None) -> None:
+    print(format_results(results), file=out or sys.stdout, flush=True)
+
+
+def run_doctor(*, settings: Settings | None = None, out: TextIO | None = None) -> int:
+    """`codegen-bot doctor`: 0 when nothing failed, 1 otherwise."""
+    out = out or sys.stdout
+    if settings is None:
+        try:
+            settings = load_settings()
+        except ConfigError as error:
+            print_results(
+                [fail("settings", str(error), "Correct the variable(s) named above.")], out=out
+            )
+            return 1
+    configure_logging(
+        log_format=settings.log_format, secrets=settings.secrets(), level=logging.WARNING
+    )
+    results = asyncio.run(run_checks(settings))
+    print_results(results, out=out)
+    return 0 if all(r.ok for r in results) else 1

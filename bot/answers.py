@@ -45,7 +45,9 @@ class Answers:
         self.clock = clock
         self.catalog = catalog
 
-    async def status(self, run_id: int) -> str:
+    async def status(self, run_id: int, *, user_id: str, channel_id: str) -> str:
+        """A run's state for anyone; its summary only for the requester or in the run's
+        channel, since a run started in a DM may summarise private work."""
         run = await self.store.get_run(run_id)
         if run is None:
             return f"I am not following a run #{run_id}. `/codegen list` shows your recent runs."
@@ -53,7 +55,16 @@ class Answers:
         link = f"<{run.web_url}|#{run.id}>" if run.web_url else f"#{run.id}"
         age = _age(run.started_at, self.clock.now())
         lines = [f"{status_emoji(run.status)} Run {link} is *{state}* (started {age} ago)."]
-        if run.summary and classify_status(run.status).value in ("success", "failure"):
+        may_read = user_id == run.user_id or channel_id == run.channel_id
+        if (
+            may_read
+            and run.summary
+            and classify_status(run.status).value
+            in (
+                "success",
+                "failure",
+            )
+        ):
             lines.append(f"> {run.summary[:500]}")
         if not run.tracking and run.stop_reason:
             lines.append(run.stop_reason)

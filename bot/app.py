@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
@@ -71,6 +69,7 @@ class Runtime:
         if self.ticks is not None:
             self.ticks.stop()
         await self.intake.idle()
+        await self.dispatcher.idle()
         await self.codegen.aclose()
         await self.http.aclose()
         await self.store.dispose()
@@ -187,8 +186,20 @@ async def build_runtime(
     )
 
 
+class _SameTokenNotice(logging.Filter):
+    """Bolt warns "`token` will be unused" whenever SLACK_BOT_TOKEN is in the environment and
+    a client is given. Our client is built from that very variable, so the warning only
+    alarms operators."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
 def build_bolt_app(runtime: Runtime) -> AsyncApp:
     settings = runtime.settings
+    bolt_logger = logging.getLogger("slack_bolt")
+    if not any(isinstance(f, _SameTokenNotice) for f in bolt_logger.filters):
+        bolt_logger.addFilter(_SameTokenNotice())
     secret = settings.slack_signing_secret
     app = AsyncApp(
         client=runtime.slack_client,
@@ -199,7 +210,7 @@ def build_bolt_app(runtime: Runtime) -> AsyncApp:
         # finish well inside Slack's 3 s; running them before the response means a request
         # has reached intake by the time Slack sees the ack.
         process_before_response=True,
-        logger=logging.getLogger("slack_bolt"),
+        logger=bolt_logger,
     )
     register(app, intake=runtime.intake, answers=runtime.answers)
     return app
@@ -284,57 +295,3 @@ async def _check_slack(runtime: Runtime, probe: AsyncWebClient) -> str:
     log.warning("readiness: slack auth.test failed: %s", code)
     runtime.metrics.slack_error("auth.test", code)
     return f"error: {code}"
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside the bot's loop: the bot, not uvicorn, decides what a signal means."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _listening_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-@contextlib.asynccontextmanager
-async def serve_http(app: Starlette, *, host: str, port: int) -> AsyncIterator[int]:
-    """Serve an ASGI app with uvicorn inside the running loop; yields the bound port.
-
-    The socket is bound here, so a taken port is an OSError for the caller (uvicorn would
-    exit the process). `log_config=None`: uvicorn's records go through the bot's root handler,
-    which redacts them and formats them as text or JSON like every other line.
-    """
-    sock = _listening_socket(host, port)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=5,
-    )
-    server = _EmbeddedServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("the HTTP server stopped before it started")
-            await asyncio.sleep(0.01)
-        yield int(sock.getsockname()[1])
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()

@@ -40,7 +40,8 @@ async def codegen_endpoint(settings: Settings) -> AsyncIterator[str]:
 
 async def run_bot(settings: Settings, mode: str) -> None:
     """Run until SIGINT/SIGTERM: Socket Mode or HTTP mode, with the ticks in this loop."""
-    from bot.app import build_bolt_app, build_http_app, build_runtime, serve_http
+    from bot.app import build_bolt_app, build_http_app, build_runtime
+    from bot.serving import serve_http
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -81,7 +82,8 @@ async def _socket_mode(settings: Settings, runtime: Any, bolt: Any, stop: asynci
     """Socket Mode; /healthz, /readyz and /metrics on PORT only when PORT is set."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    from bot.app import build_http_app, serve_http
+    from bot.app import build_http_app
+    from bot.serving import serve_http
 
     assert settings.slack_app_token is not None
     handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())

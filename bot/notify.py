@@ -270,15 +270,6 @@ class SlackGateway:
             if not cursor:
                 return None
 
-    async def thread_messages(
-        self, *, channel: str, thread_ts: str, limit: int
-    ) -> list[dict[str, Any]]:
-        response = await self.call(
-            "conversations.replies",
-            lambda: self.client.conversations_replies(channel=channel, ts=thread_ts, limit=limit),
-        )
-        return list(response.get("messages", [])) if response else []
-
     async def user_name(self, user_id: str) -> str:
         response = await self.call("users.info", lambda: self.client.users_info(user=user_id))
         if not response:

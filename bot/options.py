@@ -554,7 +554,7 @@ class _HelpLine:
 _COMMANDS = (
     _HelpLine("/codegen &lt;what to do&gt;", "start an agent run; I follow it in the thread"),
     _HelpLine("/codegen status &lt;run id&gt;", "show where a run is (`#123` works too)"),
-    _HelpLine("/codegen list", "your recent runs from this channel"),
+    _HelpLine("/codegen list", "your recent runs, with their status and links"),
     _HelpLine("/codegen config", "show this channel's default options"),
     _HelpLine(
         "/codegen config repo=… model=… agent=…",

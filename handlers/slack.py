@@ -57,7 +57,8 @@ def register(app: AsyncApp, *, intake: Intake, answers: Answers) -> None:
             note = f"{parsed.note}\n\n" if parsed.note else ""
             await ack(response_type="ephemeral", text=note + HELP_TEXT)
         elif isinstance(parsed, StatusCommand):
-            await ack(response_type="ephemeral", text=await answers.status(parsed.run_id))
+            reply = await answers.status(parsed.run_id, user_id=user_id, channel_id=channel_id)
+            await ack(response_type="ephemeral", text=reply)
         elif isinstance(parsed, ListCommand):
             await ack(response_type="ephemeral", text=await answers.recent(user_id))
         elif isinstance(parsed, ConfigShowCommand):

@@ -24,11 +24,12 @@ import httpx
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 
-from bot.app import Runtime, build_bolt_app, build_http_app, build_runtime, serve_http
+from bot.app import Runtime, build_bolt_app, build_http_app, build_runtime
 from bot.clock import FakeClock
 from bot.codegen.emulator import EmulatorState, running_emulator
 from bot.config import Settings
 from bot.metrics import Metrics
+from bot.serving import serve_http
 from bot.store.tables import QueuedRequest
 from tests.fakes.slack import FakeSlack
 

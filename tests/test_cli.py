@@ -12,22 +12,19 @@ import os
 import pty
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
 import yaml
 from aiohttp import WSMsgType, web
-from slack_sdk.signature import SignatureVerifier
 
 from bot.cli import build_parser, main
 from bot.codegen.emulator import EmulatorState, running_emulator
@@ -37,27 +34,22 @@ from bot.options import ResolvedOption, ResolvedOptions
 from bot.render import CardView, render_card, render_final_reply, render_text
 from bot.store.db import create_engine, pending_migrations
 from tests.fakes.slack import FakeSlack
+from tests.processes import (
+    REPO_ROOT,
+    bot_env,
+    free_port,
+    signed_headers,
+    slash_body,
+    until,
+)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+TEAM = "T0FAKETEAM"
+
 SUBCOMMANDS = ["run", "console", "emulator", "migrate", "manifest", "doctor"]
 BOT_TOKEN = "xoxb-cli-test-bot-token-77"
 SIGNING_SECRET = "cli-test-signing-secret-77"
 CODEGEN_TOKEN = "cg-cli-test-token-77"
 ORG_ID = 9
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without any of the bot's settings (the developer's shell may set some)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(
-            ("SLACK_", "CODEGEN_", "DATABASE_", "BOT_", "ALLOWED_", "LOG_", "PORT", "MAX_")
-        )
-    }
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    env.update(extra)
-    return env
 
 
 def bot_command(*args: str) -> list[str]:
@@ -96,7 +88,7 @@ def test_installed_entry_point_runs() -> None:
     if not script.exists():
         pytest.skip("codegen-bot is not installed next to this interpreter")
     result = subprocess.run(
-        [str(script), "--help"], capture_output=True, text=True, env=clean_env(), timeout=60
+        [str(script), "--help"], capture_output=True, text=True, env=bot_env(), timeout=60
     )
     assert result.returncode == 0
     assert all(name in result.stdout for name in SUBCOMMANDS)
@@ -165,7 +157,7 @@ def test_run_without_credentials_or_terminal_says_what_is_missing(tmp_path: Path
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        env=clean_env(),
+        env=bot_env(),
         timeout=60,
     )
     assert result.returncode == 2
@@ -182,7 +174,7 @@ def test_run_in_a_terminal_without_credentials_starts_the_console(tmp_path: Path
         stdout=child_fd,
         stderr=child_fd,
         cwd=tmp_path,
-        env=clean_env(CODEGEN_POLL_MIN_SECONDS="0.2", CODEGEN_POLL_MAX_SECONDS="0.5"),
+        env=bot_env(CODEGEN_POLL_MIN_SECONDS="0.2", CODEGEN_POLL_MAX_SECONDS="0.5"),
         close_fds=True,
     )
     os.close(child_fd)
@@ -224,37 +216,6 @@ def test_run_in_a_terminal_without_credentials_starts_the_console(tmp_path: Path
 # -- run in HTTP mode, as a process ------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def slash_body(text: str, response_url: str) -> str:
-    return urlencode(
-        {
-            "team_id": "T0FAKETEAM",
-            "channel_id": "C1",
-            "channel_name": "general",
-            "user_id": "U1",
-            "user_name": "alice",
-            "command": "/codegen",
-            "text": text,
-            "api_app_id": "A0FAKEAPP",
-            "response_url": response_url,
-            "trigger_id": uuid.uuid4().hex,
-        }
-    )
-
-
-async def wait_for(condition: Any, *, limit: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + limit
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def test_run_http_mode_process_end_to_end(tmp_path: Path) -> None:
     emulator = EmulatorState(
         token=CODEGEN_TOKEN, org_id=ORG_ID, pending_seconds=0.2, active_seconds=0.4
@@ -267,7 +228,7 @@ async def test_run_http_mode_process_end_to_end(tmp_path: Path) -> None:
     ):
         slack.add_channel("C1", name="general")
         slack.add_user("U1", "alice")
-        env = clean_env(
+        env = bot_env(
             BOT_MODE="http",
             PORT=str(port),
             LOG_FORMAT="json",
@@ -301,22 +262,20 @@ async def test_run_http_mode_process_end_to_end(tmp_path: Path) -> None:
                         return (await http.get("/healthz")).status_code == 200
                     return False
 
-                await wait_for(healthy, what="/healthz")
+                await until(healthy, what="/healthz")
                 assert (await http.get("/readyz")).json()["status"] == "ok"
 
-                body = slash_body("write a hello world script", slack.response_url())
-                ts = str(int(time.time()))
-                signature = SignatureVerifier(SIGNING_SECRET).generate_signature(
-                    timestamp=ts, body=body
+                body = slash_body(
+                    "write a hello world script", response_url=slack.response_url(), team=TEAM
                 )
                 ack = await http.post(
                     "/slack/events",
                     content=body,
-                    headers={
-                        "Content-Type": "application/x-www-form-urlencoded",
-                        "X-Slack-Request-Timestamp": ts,
-                        "X-Slack-Signature": signature,
-                    },
+                    headers=signed_headers(
+                        body,
+                        secret=SIGNING_SECRET,
+                        content_type="application/x-www-form-urlencoded",
+                    ),
                 )
                 assert ack.status_code == 200 and "Queued" in ack.text
 
@@ -327,14 +286,14 @@ async def test_run_http_mode_process_end_to_end(tmp_path: Path) -> None:
                         if m.get("thread_ts")
                     )
 
-                await wait_for(finished, what="the final reply")
+                await until(finished, what="the final reply")
 
                 async def counted() -> bool:  # counted once the run is stored as finished
                     metrics = (await http.get("/metrics")).text
                     assert "codegen_bot_runs_created_total 1.0" in metrics
                     return 'codegen_bot_runs_finished_total{final_status="COMPLETE"} 1.0' in metrics
 
-                await wait_for(counted, what="runs_finished_total")
+                await until(counted, what="runs_finished_total")
         finally:
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
@@ -375,7 +334,9 @@ async def test_run_socket_mode_process_serves_health_on_port(tmp_path: Path) -> 
             ws = web.WebSocketResponse()
             await ws.prepare(request)
             await ws.send_json({"type": "hello", "num_connections": 1})
-            payload = dict(parse_qsl(slash_body("say hello", slack.response_url())))
+            payload = dict(
+                parse_qsl(slash_body("say hello", response_url=slack.response_url(), team=TEAM))
+            )
             await ws.send_json(
                 {
                     "envelope_id": "envelope-1",
@@ -399,7 +360,7 @@ async def test_run_socket_mode_process_serves_health_on_port(tmp_path: Path) -> 
             "apps.connections.open", {"ok": True, "url": f"ws://127.0.0.1:{ws_port}/link"}
         )
         port = free_port()
-        env = clean_env(
+        env = bot_env(
             PORT=str(port),
             SLACK_BOT_TOKEN=BOT_TOKEN,
             SLACK_APP_TOKEN="xapp-1-A0FAKEAPP-77-cli",
@@ -431,7 +392,7 @@ async def test_run_socket_mode_process_serves_health_on_port(tmp_path: Path) -> 
                     raise AssertionError(f"the bot exited:\n{log_path.read_text()}")
                 return any("is complete" in str(m.get("text")) for m in slack.bot_messages("C1"))
 
-            await wait_for(finished, what="the final reply")
+            await until(finished, what="the final reply")
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
                 assert (await http.get("/healthz")).status_code == 200
                 metrics = (await http.get("/metrics")).text

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
-from bot.app import serve_http
+from bot.serving import serve_http
 from tests.harness import Conversation
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -137,6 +137,14 @@ async def test_help_status_and_list(sqlite_url: str) -> None:
         assert "Run <http://" in status and "|#1000>" in status
         assert "*COMPLETE*" in status
         assert "Done: write the changelog" in status  # the summary of a finished run
+        # Someone else asking from another channel sees the state but not the summary,
+        # which may describe private work.
+        chat.slack.add_channel("C9", name="elsewhere")
+        elsewhere = ack_text(await chat.slash("status 1000", user="U2", channel="C9"))
+        assert "*COMPLETE*" in elsewhere
+        assert "Done: write the changelog" not in elsewhere
+        # In the run's own channel it is shared context.
+        assert "Done: write the changelog" in ack_text(await chat.slash("status 1000", user="U2"))
 
         listing = ack_text(await chat.slash("list")).splitlines()
         assert listing[0] == "*Your recent Codegen requests*"

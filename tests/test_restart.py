@@ -11,62 +11,24 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sqlite3
 import sys
-import time
-import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
-from slack_sdk.signature import SignatureVerifier
 
 from bot.codegen.emulator import EmulatorState, running_emulator
 from bot.notify import FINAL_REPLY_EVENT
 from tests.fakes.slack import FakeSlack
 from tests.harness import Conversation
 from tests.lifecycle_helpers import card_text, final_replies, roots
+from tests.processes import bot_env, free_port, signed_headers, slash_body, until
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 BOT_TOKEN = "xoxb-restart-test-token"
 SIGNING_SECRET = "restart-test-signing-secret"
 CODEGEN_TOKEN = "cg-restart-test-token"
 ORG_ID = 11
-TIMEOUT = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _env(**settings: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(
-            ("SLACK_", "CODEGEN_", "DATABASE_", "BOT_", "ALLOWED_", "LOG_", "PORT", "MAX_")
-        )
-    }
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    env.update(settings)
-    return env
-
-
-async def _until(check: Callable[[], Awaitable[bool] | bool], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -112,7 +74,7 @@ class Bot:
                     return response.status_code == 200
                 return False
 
-            await _until(healthy, "the bot to answer /healthz")
+            await until(healthy, "the bot to answer /healthz")
 
     def logs(self) -> str:
         return "\n".join(p.read_text() for p in sorted(self.cwd.glob("bot-*.log")))
@@ -136,30 +98,13 @@ class Bot:
                 await self.process.wait()
 
     async def slash(self, text: str, slack: FakeSlack) -> None:
-        body = urlencode(
-            {
-                "team_id": "T1",
-                "channel_id": "C1",
-                "channel_name": "general",
-                "user_id": "U1",
-                "user_name": "alice",
-                "command": "/codegen",
-                "text": text,
-                "response_url": slack.response_url(),
-                "trigger_id": uuid.uuid4().hex,
-            }
+        body = slash_body(text, response_url=slack.response_url())
+        headers = signed_headers(
+            body, secret=SIGNING_SECRET, content_type="application/x-www-form-urlencoded"
         )
-        ts = str(int(time.time()))
-        signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=ts, body=body)
         async with httpx.AsyncClient(timeout=10) as http:
             ack = await http.post(
-                f"http://127.0.0.1:{self.port}/slack/events",
-                content=body,
-                headers={
-                    "Content-Type": "application/x-www-form-urlencoded",
-                    "X-Slack-Request-Timestamp": ts,
-                    "X-Slack-Signature": signature,
-                },
+                f"http://127.0.0.1:{self.port}/slack/events", content=body, headers=headers
             )
         assert ack.status_code == 200 and "Queued" in ack.text
 
@@ -182,7 +127,7 @@ async def test_kill_9_while_tracking_then_restart_finishes_everything_exactly_on
         token=CODEGEN_TOKEN, org_id=ORG_ID, pending_seconds=0.5, active_seconds=1.5
     )
     db = tmp_path / "bot.db"
-    port = _free_port()
+    port = free_port()
     async with (
         FakeSlack.running(bot_token=BOT_TOKEN) as slack,
         running_emulator(emulator) as codegen_url,
@@ -190,7 +135,7 @@ async def test_kill_9_while_tracking_then_restart_finishes_everything_exactly_on
         slack.add_channel("C1", name="general")
         slack.add_user("U1", "alice")
         bot = Bot(
-            _env(
+            bot_env(
                 BOT_MODE="http",
                 PORT=str(port),
                 SLACK_BOT_TOKEN=BOT_TOKEN,
@@ -209,12 +154,12 @@ async def test_kill_9_while_tracking_then_restart_finishes_everything_exactly_on
         try:
             await bot.start()
             await bot.slash("fix the login page", slack)
-            await _until(lambda: len(emulator.created_bodies()) == 1, "the first run")
+            await until(lambda: len(emulator.created_bodies()) == 1, "the first run")
             # The second request meets a 429: the org's creates are blocked for 2 s (in the
             # store), so it is still queued when the bot dies.
             emulator.script.fail_next_create(429, retry_after=2)
             await bot.slash("write the release notes", slack)
-            await _until(
+            await until(
                 lambda: [c.status for c in emulator.calls("create_run")] == [200, 429],
                 "the second request to be refused for now",
             )
@@ -240,7 +185,7 @@ async def test_kill_9_while_tracking_then_restart_finishes_everything_exactly_on
                     bot.signal(signal.SIGCONT)
                 return ready
 
-            await _until(mid_run, "a moment with a run tracked and a request queued")
+            await until(mid_run, "a moment with a run tracked and a request queued")
             await bot.kill()
             assert _final_replies(slack) == []
             assert emulator.status_of(1000) in ("PENDING", "ACTIVE")
@@ -255,7 +200,7 @@ async def test_kill_9_while_tracking_then_restart_finishes_everything_exactly_on
                     == [(0,)]
                 )
 
-            await _until(all_done, "both runs to finish after the restart")
+            await until(all_done, "both runs to finish after the restart")
         finally:
             await bot.stop()
 

@@ -64,9 +64,8 @@ import html
 import json
 import math
 import os
-import socket
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
@@ -94,6 +93,7 @@ from bot.codegen.models import (
     UserResponse,
 )
 from bot.config import EMULATOR_ORG_ID, EMULATOR_TOKEN
+from bot.serving import listening_socket, serve_http
 
 FIRST_RUN_ID: Final = 1000
 CREATE_WINDOW_SECONDS: Final = 60.0
@@ -860,14 +860,6 @@ def _page(items: list[dict[str, Any]], query: _PageQuery) -> dict[str, Any]:
 # -- serving -----------------------------------------------------------------------------------
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside someone else's event loop: leave the host's signal handlers alone."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @contextlib.asynccontextmanager
 async def running_emulator(
     state: EmulatorState | None = None, *, port: int = 0
@@ -884,50 +876,9 @@ async def running_emulator(
 async def running_on_loopback(
     app: ASGIApp, *, port: int = 0, before_stop: Callable[[], None] | None = None
 ) -> AsyncIterator[str]:
-    """Any ASGI app under uvicorn on 127.0.0.1 inside the running loop; yields the base URL.
-
-    `before_stop` runs first on exit (the emulator ends its held answers there, so shutdown
-    does not wait for them).
-    """
-    # Binding here makes a taken port an OSError for the caller (uvicorn would sys.exit).
-    sock = _loopback_socket(port)
-    bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=bound_port,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=2,
-    )
-    server = _EmbeddedServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()  # raises what stopped it
-                raise RuntimeError("the server stopped before it started")
-            await asyncio.sleep(0.005)
-        yield f"http://127.0.0.1:{bound_port}"
-    finally:
-        if before_stop is not None:
-            before_stop()
-        server.should_exit = True
-        await task
-
-
-def _loopback_socket(port: int) -> socket.socket:
-    # proto=IPPROTO_TCP matters: asyncio turns Nagle off only on sockets that say they are TCP,
-    # and with Nagle on every keep-alive answer waits ~40 ms for a delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
+    """Any ASGI app under uvicorn on 127.0.0.1 inside the running loop; yields the base URL."""
+    async with serve_http(app, host="127.0.0.1", port=port, before_stop=before_stop) as bound:
+        yield f"http://127.0.0.1:{bound}"
 
 
 def serve(*, port: int, state: EmulatorState | None = None) -> None:
@@ -939,7 +890,8 @@ def serve(*, port: int, state: EmulatorState | None = None) -> None:
             token=token_from_env or EMULATOR_TOKEN,
             org_id=int(org_env) if org_env else EMULATOR_ORG_ID,
         )
-    sock = _loopback_socket(port)  # bound first so port 0 can be reported as the real port
+    # Bound first so that port 0 can be reported as the real port.
+    sock = listening_socket("127.0.0.1", port)
     bound_port = sock.getsockname()[1]
     # A token taken from the environment is a secret: say where it is, not what it is.
     from_env = token_from_env is not None and state.token == token_from_env

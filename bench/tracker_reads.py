@@ -24,7 +24,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +40,7 @@ from bot.metrics import Metrics  # noqa: E402
 from bot.notify import FINAL_REPLY_EVENT, notified_key  # noqa: E402
 from bot.store.tables import QueuedRequest, RequestStatus, TrackedRun  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
+from tests.lifecycle_helpers import max_in_window  # noqa: E402
 
 TOKEN = "bench-codegen-token"
 BOT_TOKEN = "xoxb-bench"
@@ -86,18 +87,6 @@ class Figures:
         if which == "p95":
             return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
         return ordered[-1]
-
-
-def max_in_window(times: list[datetime], seconds: float) -> int:
-    """The most calls in any window of `seconds` (half-open, as the emulator counts)."""
-    times = sorted(times)
-    best, j = 0, 0
-    for i, start in enumerate(times):
-        j = max(j, i)
-        while j < len(times) and times[j] < start + timedelta(seconds=seconds):
-            j += 1
-        best = max(best, j - i)
-    return best
 
 
 async def _seed(
@@ -275,7 +264,9 @@ async def simulate(
                 reads = [c for c in emulator.received[seeded:] if c.kind in READ_KINDS]
                 figures.list_calls = sum(1 for c in reads if c.kind == "list_runs")
                 figures.get_calls = sum(1 for c in reads if c.kind == "get_run")
-                figures.max_reads_per_window = max_in_window([c.at for c in reads], READ_WINDOW)
+                figures.max_reads_per_window = max_in_window(
+                    [c.at for c in reads], seconds=READ_WINDOW
+                )
                 figures.rate_limited = emulator.rate_limited_count
                 figures.completed = len(completed_at)
                 figures.latencies = [noticed[r] - completed_at[r] for r in noticed]

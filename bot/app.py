@@ -6,8 +6,7 @@ import asyncio
 import logging
 import os
 import socket
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import httpx
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -63,7 +62,6 @@ class Runtime:
     replica_id: str
     ticks: Ticks | None = None
     ready: bool = False
-    _closers: list[Any] = field(default_factory=list)
 
     async def close(self) -> None:
         if self.ticks is not None:
@@ -95,11 +93,6 @@ async def build_runtime(
     await migrate(engine)
     store = Store(engine)
 
-    def observe(endpoint: str, status: int | None) -> None:
-        metrics.codegen_calls_total.labels(
-            endpoint=endpoint, status_code=str(status) if status is not None else "error"
-        ).inc()
-
     codegen = CodegenClient(
         base_url=codegen_url or settings.codegen_api_url,
         token=settings.effective_codegen_token,
@@ -107,7 +100,7 @@ async def build_runtime(
         # Retries of reads would spend from the shared budget behind its back: the tracker
         # simply tries again on its next tick instead.
         read_retries=0,
-        observer=observe,
+        observer=metrics.codegen_call,
         clock=clock,
         transport=codegen_transport,
     )
@@ -116,9 +109,7 @@ async def build_runtime(
     slack = SlackGateway(
         slack_client,
         clock=clock,
-        on_error=lambda method, error: metrics.slack_errors_total.labels(
-            method=method, error=error
-        ).inc(),
+        on_error=metrics.slack_error,
     )
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
     cards = RunCards(slack=slack, clock=clock)

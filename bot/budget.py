@@ -62,9 +62,8 @@ class OrgBudget:
         wait = await self.store.try_spend(
             org_id=self.org_id, bucket=bucket, limit=limit, window=window, now=self.clock.now()
         )
-        if wait > 0 and self.metrics is not None:
-            self.metrics.rate_limit_waits_total.labels(bucket=bucket).inc()
-            self.metrics.rate_limit_wait_seconds.observe(wait)
+        if self.metrics is not None:
+            self.metrics.rate_limit_waited(bucket, wait)
         return wait
 
     async def spend_read(self, *, max_wait: float = 35.0) -> None:

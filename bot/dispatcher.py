@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.backoff import full_jitter
-from bot.budget import CREATE, READ, OrgBudget
+from bot.budget import CREATE, READ, BudgetExhausted, OrgBudget
 from bot.clock import Clock, utc
 from bot.codegen.client import CodegenClient
 from bot.codegen.errors import (
@@ -98,12 +98,6 @@ class Deferred:
 
 
 Outcome = bool | Blocked | Deferred
-
-
-class NoReadBudget(Exception):
-    def __init__(self, wait: float) -> None:
-        super().__init__(f"read budget spent for {wait:.1f} s")
-        self.wait = wait
 
 
 class Dispatcher:
@@ -202,7 +196,7 @@ class Dispatcher:
         if row.ambiguous:
             try:
                 found = await self._find_sent(row)
-            except NoReadBudget as spent:
+            except BudgetExhausted as spent:
                 return Deferred(spent.wait)
             except CodegenError as error:
                 await self._retry(
@@ -272,7 +266,7 @@ class Dispatcher:
     async def _spend_read(self) -> None:
         wait = await self.budget.try_spend(READ)
         if wait > 0:
-            raise NoReadBudget(wait)
+            raise BudgetExhausted(READ, wait)
 
     async def _find_sent(self, row: QueuedRequest) -> AgentRunResponse | None:
         """After an ambiguous failure: did the earlier attempt create (or resume) a run?"""
@@ -386,7 +380,7 @@ class Dispatcher:
                 # Before saying it failed: the last attempt may have created the run after all.
                 try:
                     found = await self._find_sent(row)
-                except NoReadBudget as spent:
+                except BudgetExhausted as spent:
                     await self._release(row, owner, spent.wait)
                     return
                 except CodegenError:

@@ -119,11 +119,6 @@ COMMAND_SCOPES: frozenset[str] = frozenset({"commands"})
 DOWNLOAD_SCOPES: frozenset[str] = frozenset({"files:read"})
 
 
-def scopes_covering(method: str) -> frozenset[str]:
-    """The scopes that grant `method`; KeyError for a method the table does not know."""
-    return METHOD_SCOPES[method]
-
-
 def method_is_covered(method: str, granted: Iterable[str]) -> bool:
     """True when `granted` holds a scope for `method` (or the method needs none)."""
     needed = METHOD_SCOPES[method]

@@ -18,6 +18,7 @@ Text inside backticks is never read as options, so pasted code stays exactly as 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -282,27 +283,41 @@ _BLOCK_ITEM = re.compile(
 _SENTINEL = "\x00"
 
 
-def _parse_block(body: str) -> list[tuple[OptionField, str]]:
-    found: list[tuple[OptionField, str]] = []
+class _Unreadable(Exception):
+    """The scan of a `key=value, …` list stopped at text it cannot read (`rest`)."""
+
+    def __init__(self, rest: str) -> None:
+        super().__init__(rest)
+        self.rest = rest
+
+
+def _scan_items(body: str) -> Iterator[tuple[str, str]]:
+    """Each `key=value` item of a list in turn, as typed; _Unreadable where the scan stops."""
     pos = 0
-    while pos < len(body):
-        if not body[pos:].strip():
-            break
+    while pos < len(body) and body[pos:].strip():
         match = _BLOCK_ITEM.match(body, pos)
         if match is None or match.end() == pos:
-            shown = body[pos:].strip().split(",")[0].strip()
-            raise OptionError(
-                f"Can't read `{_echo(shown)}` in `[{_echo(body.strip())}]`: write options as "
-                f"`key=value`, separated by commas. Valid options: {_SHOWN_KEYS}."
-            )
-        key = match.group("key")
-        if key.lower() not in OPTION_KEYS:
-            raise OptionError(
-                f"Unknown option `{_echo(key)}` in `[{_echo(body.strip())}]`. "
-                f"Valid options: {_SHOWN_KEYS}."
-            )
-        found.append(parse_option_value(key, match.group("value")))
+            raise _Unreadable(body[pos:])
+        yield match.group("key"), match.group("value")
         pos = match.end()
+
+
+def _parse_block(body: str) -> list[tuple[OptionField, str]]:
+    found: list[tuple[OptionField, str]] = []
+    try:
+        for key, raw in _scan_items(body):
+            if key.lower() not in OPTION_KEYS:
+                raise OptionError(
+                    f"Unknown option `{_echo(key)}` in `[{_echo(body.strip())}]`. "
+                    f"Valid options: {_SHOWN_KEYS}."
+                )
+            found.append(parse_option_value(key, raw))
+    except _Unreadable as stop:
+        shown = stop.rest.strip().split(",")[0].strip()
+        raise OptionError(
+            f"Can't read `{_echo(shown)}` in `[{_echo(body.strip())}]`: write options as "
+            f"`key=value`, separated by commas. Valid options: {_SHOWN_KEYS}."
+        ) from None
     return found
 
 
@@ -467,30 +482,25 @@ def _typed_key(field: OptionField) -> str:
 
 def _parse_config_items(body: str) -> list[tuple[OptionField, str]]:
     items: list[tuple[OptionField, str]] = []
-    pos = 0
-    while pos < len(body):
-        if not body[pos:].strip():
-            break
-        match = _BLOCK_ITEM.match(body, pos)
-        if match is None or match.end() == pos:
-            shown = body[pos:].split()[0].rstrip(",")
-            raise OptionError(
-                f"`/codegen config` only takes options, and `{_echo(shown)}` is not one. "
-                f"Usage: `/codegen config repo=acme/web model=gpt-5 agent=codegen`, "
-                "`/codegen config reset`, or `/codegen config` to show them."
-            )
-        key, raw = match.group("key"), match.group("value")
-        field = OPTION_KEYS.get(key.lower())
-        if field is None:
-            raise OptionError(f"Unknown option `{_echo(key)}`. Valid options: {_SHOWN_KEYS}.")
-        value = _unquote(raw.strip())
-        if not value:
-            raise OptionError(
-                f"`{_echo(key)}=` needs a value, e.g. {_example(field)}; "
-                f"`{_echo(key)}=none` removes the channel default."
-            )
-        items.append((field, value))
-        pos = match.end()
+    try:
+        for key, raw in _scan_items(body):
+            field = OPTION_KEYS.get(key.lower())
+            if field is None:
+                raise OptionError(f"Unknown option `{_echo(key)}`. Valid options: {_SHOWN_KEYS}.")
+            value = _unquote(raw.strip())
+            if not value:
+                raise OptionError(
+                    f"`{_echo(key)}=` needs a value, e.g. {_example(field)}; "
+                    f"`{_echo(key)}=none` removes the channel default."
+                )
+            items.append((field, value))
+    except _Unreadable as stop:
+        shown = stop.rest.split()[0].rstrip(",")
+        raise OptionError(
+            f"`/codegen config` only takes options, and `{_echo(shown)}` is not one. "
+            f"Usage: `/codegen config repo=acme/web model=gpt-5 agent=codegen`, "
+            "`/codegen config reset`, or `/codegen config` to show them."
+        ) from None
     return items
 
 

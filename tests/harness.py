@@ -298,9 +298,9 @@ class Conversation:
         return texts
 
 
-def _all_text(message: dict[str, Any]) -> str:
-    """Everything a person would read in a message: its text and its blocks' text."""
-    parts = [str(message.get("text") or "")]
+def block_texts(blocks: Any) -> list[str]:
+    """Every text and link in Block Kit blocks, in order (mrkdwn as sent, unrendered)."""
+    parts: list[str] = []
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
@@ -313,8 +313,13 @@ def _all_text(message: dict[str, Any]) -> str:
             for item in node:
                 walk(item)
 
-    walk(message.get("blocks") or [])
-    return "\n".join(parts)
+    walk(blocks)
+    return parts
+
+
+def _all_text(message: dict[str, Any]) -> str:
+    """Everything a person would read in a message: its text and its blocks' text."""
+    return "\n".join([str(message.get("text") or ""), *block_texts(message.get("blocks") or [])])
 
 
 def ack_text(response: httpx.Response) -> str:

@@ -3,7 +3,6 @@ final replies, the reactions."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -67,23 +66,13 @@ def text_of(message: dict[str, Any]) -> str:
     return _all_text(message)
 
 
-def windows_ok(times: list[Any], *, limit: int, seconds: float) -> bool:
-    """No window of `seconds` (half-open, as the emulator counts) holds more than `limit`."""
-    times = sorted(times)
-    for start in times:
-        inside = [t for t in times if start <= t < start + timedelta(seconds=seconds)]
-        if len(inside) > limit:
-            return False
-    return True
-
-
 def max_in_window(times: list[Any], *, seconds: float) -> int:
+    """The most calls in any window of `seconds` (half-open, as the emulator counts)."""
     times = sorted(times)
-    best = 0
-    for start in times:
-        best = max(best, sum(1 for t in times if start <= t < start + timedelta(seconds=seconds)))
+    best, j = 0, 0
+    for i, start in enumerate(times):
+        j = max(j, i)
+        while j < len(times) and times[j] < start + timedelta(seconds=seconds):
+            j += 1
+        best = max(best, j - i)
     return best
-
-
-def blocks_json(message: dict[str, Any]) -> str:
-    return json.dumps(message.get("blocks") or [])

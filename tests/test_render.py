@@ -29,6 +29,7 @@ from bot.render import (
     status_emoji,
 )
 from bot.requests import RunOptions
+from tests.harness import block_texts
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 WEB_URL = "https://codegen.com/agent/trace/123"
@@ -57,21 +58,7 @@ def _view(phase: str, **extra: Any) -> CardView:
 
 def _all_text(message: RenderedMessage) -> str:
     """Every piece of text in the blocks, as Slack would show it (mrkdwn, unrendered)."""
-    parts: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key in ("text", "url") and isinstance(value, str):
-                    parts.append(value)
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(message.blocks)
-    return "\n".join(parts)
+    return "\n".join(block_texts(message.blocks))
 
 
 def _buttons(message: RenderedMessage) -> list[dict[str, Any]]:

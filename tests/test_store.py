@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from bot.clock import FakeClock
 from bot.store.db import create_engine
-from bot.store.store import Store, new_lease_owner
+from bot.store.store import REPLY_FINAL, Store, new_lease_owner
 from bot.store.tables import QueuedRequest, RequestStatus, TrackedRun
 
 
@@ -179,11 +179,11 @@ async def test_status_and_final_reply_are_marked_once(store: Store, clock: FakeC
     assert await store.mark_notified(7, owner=owner, status="ACTIVE")
     assert not await store.mark_notified(7, owner=owner, status="ACTIVE")
     assert not await store.mark_notified(7, owner="someone-else", status="COMPLETE")
-    assert await store.begin_final_reply(7, owner=owner) == "post"
+    assert await store.begin_reply(7, owner=owner, kind=REPLY_FINAL) == "post"
     # A crash here leaves 'posting': the next holder must look before posting again.
-    assert await store.begin_final_reply(7, owner=owner) == "check"
-    assert await store.finish_final_reply(7, owner=owner, ts="200.2")
-    assert await store.begin_final_reply(7, owner=owner) is None
+    assert await store.begin_reply(7, owner=owner, kind=REPLY_FINAL) == "check"
+    assert await store.finish_reply(7, owner=owner, kind=REPLY_FINAL, ts="200.2")
+    assert await store.begin_reply(7, owner=owner, kind=REPLY_FINAL) is None
 
 
 async def _claim_one(store: Store, clock: FakeClock) -> str:

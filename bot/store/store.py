@@ -374,14 +374,6 @@ class Store:
             result = await session.execute(statement)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def begin_final_reply(self, run_id: int, *, owner: str) -> str | None:
-        """Move none → posting. Returns "post" (go ahead), "check" (a post may have happened
-        before a crash: look in the thread first), or None (already posted, or lease lost)."""
-        return await self.begin_reply(run_id, owner=owner, kind=REPLY_FINAL)
-
-    async def finish_final_reply(self, run_id: int, *, owner: str, ts: str | None) -> bool:
-        return await self.finish_reply(run_id, owner=owner, kind=REPLY_FINAL, ts=ts)
-
     async def begin_reply(self, run_id: int, *, owner: str, kind: str) -> str | None:
         """The once-only thread replies of a run: the final one, and the one asking for input
         while it is PAUSED (`kind` "final" or "pause"). Moves the state to "<kind> posting" and

@@ -27,14 +27,14 @@ RUN mkdir -p bot handlers \
     && rm -rf bot handlers build *.egg-info
 
 # Then the bot itself, as a wheel. manifest.yml lives at the repository root; the wheel carries
-# a copy as package data (bot/manifest.yml) so `python -m bot.manifest` works in the image.
+# a copy as package data (bot/manifest.yml) so `codegen-bot manifest` works in the image.
 COPY bot ./bot
 COPY handlers ./handlers
 COPY manifest.yml ./
 RUN cp manifest.yml bot/manifest.yml \
     && pip wheel --no-deps --wheel-dir /wheels . \
     && pip install --no-deps /wheels/*.whl \
-    && cd / && python -c "import bot.manifest as m; m.load_manifest()"
+    && cd / && python -c "import bot.slack.manifest as m; m.load_manifest()"
 
 # ---- runtime: the virtualenv, a non-root user, nothing else --------------------------------
 FROM python:3.11-slim AS runtime

@@ -33,14 +33,15 @@ if str(ROOT) not in sys.path:  # `python bench/tracker_reads.py` from anywhere
 
 from bot.app import Runtime, build_runtime  # noqa: E402
 from bot.clock import FakeClock  # noqa: E402
-from bot.codegen.emulator import EmulatorState, running_emulator  # noqa: E402
 from bot.codegen.models import CreateAgentRunInput  # noqa: E402
 from bot.config import Settings  # noqa: E402
+from bot.devtools.emulator import EmulatorState, most_in_window, running_emulator  # noqa: E402
+from bot.devtools.slack import FakeSlack  # noqa: E402
 from bot.metrics import Metrics  # noqa: E402
-from bot.notify import FINAL_REPLY_EVENT, notified_key  # noqa: E402
+from bot.requests import StoredOptions, Trigger  # noqa: E402
+from bot.runs.reading import ListPages, OneGetPerRun  # noqa: E402
+from bot.slack.cards import FINAL_REPLY_EVENT, notified_key  # noqa: E402
 from bot.store.tables import QueuedRequest, RequestStatus, TrackedRun  # noqa: E402
-from tests.fakes.slack import FakeSlack  # noqa: E402
-from tests.lifecycle_helpers import max_in_window  # noqa: E402
 
 TOKEN = "bench-codegen-token"
 BOT_TOKEN = "xoxb-bench"
@@ -131,14 +132,14 @@ async def _seed(
                 prompt=f"task for run {run_id}",
                 images=[],
                 skipped_files=[],
-                options={},
+                options=StoredOptions(),
                 run_metadata=meta,
                 request_json={},
                 prepared=True,
                 team_id="T1",
                 channel_id=channel,
                 user_id="U1",
-                trigger="slash_command",
+                trigger=Trigger.SLASH_COMMAND,
                 thread_ts=thread,
                 next_attempt_at=now,
                 run_id=run_id,
@@ -152,7 +153,7 @@ async def _seed(
                 org_id=ORG_ID,
                 request_id=request_id,
                 prompt=f"task for run {run_id}",
-                options={},
+                options=StoredOptions(),
                 status="ACTIVE",
                 web_url=emulator.run(run_id).web_url,
                 pull_requests=[],
@@ -220,15 +221,15 @@ async def simulate(
                 _env_file=None,  # type: ignore[call-arg]
             )
             runtime = await build_runtime(
-                settings, clock=clock, replica_id="bench", metrics=Metrics()
+                settings,
+                clock=clock,
+                replica_id="bench",
+                metrics=Metrics(),
+                read_plan=ListPages() if use_list else OneGetPerRun(),
+                poll_rand=rng.random,
             )
             try:
                 tracker = runtime.tracker
-                tracker.rand = rng.random
-                if not use_list:
-                    tracker.use_list = False
-                    tracker.refresh_page_neighbours = False
-                    tracker.batch = 100  # it cannot read more than that per tick anyway
                 ours = await _seed(
                     runtime,
                     emulator,
@@ -264,7 +265,7 @@ async def simulate(
                 reads = [c for c in emulator.received[seeded:] if c.kind in READ_KINDS]
                 figures.list_calls = sum(1 for c in reads if c.kind == "list_runs")
                 figures.get_calls = sum(1 for c in reads if c.kind == "get_run")
-                figures.max_reads_per_window = max_in_window(
+                figures.max_reads_per_window = most_in_window(
                     [c.at for c in reads], seconds=READ_WINDOW
                 )
                 figures.rate_limited = emulator.rate_limited_count

@@ -1,40 +1,60 @@
-"""Wiring: settings → store, clients, intake, dispatcher, tracker, Bolt app, HTTP routes."""
+"""Wiring: Settings → the parts of the bot. The only module that knows them all.
+
+    runtime = await build_runtime(settings)      # store, clients, intake, dispatcher, tracker
+    bolt = build_bolt_app(runtime)               # the Slack listeners (handlers/)
+    web = build_web_app(runtime, bolt)           # /slack/events, /healthz, /readyz, /metrics
+    runtime.start_ticks()                        # dispatch, poll, reap, prune
+
+Everything is built once, from the settings, and handed to the parts that use it; nothing
+below this module imports Runtime.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
+import random
 import socket
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 import httpx
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from bot.answers import Answers
-from bot.budget import OrgBudget
 from bot.clock import Clock, SystemClock
-from bot.codegen.client import CodegenClient
+from bot.codegen.client import DEFAULT_TIMEOUT, CodegenClient
+from bot.codegen.models import StatusKind, classify_status
 from bot.config import Settings
-from bot.dispatcher import Dispatcher
-from bot.intake import Intake, RepoCatalog
-from bot.metrics import Metrics, render_latest
-from bot.notify import RunCards, SlackGateway
-from bot.scheduler import Ticks
+from bot.intake.answers import Answers
+from bot.intake.catalog import RepoCatalog
+from bot.intake.context import ThreadContext
+from bot.intake.intake import Intake
+from bot.intake.prepare import Preparer
+from bot.intake.replies import Replies
+from bot.metrics import Metrics
+from bot.runs.budget import OrgBudget
+from bot.runs.dispatcher import Dispatcher
+from bot.runs.reading import ListPages, Reader, ReadPlan
+from bot.runs.reporting import Reporter
+from bot.runs.tracker import Tracker
+from bot.runs.watchdog import Watchdog
+from bot.scheduler import Job, Ticks
+from bot.slack.cards import RunCards
+from bot.slack.gateway import SlackGateway
 from bot.store.db import create_engine, migrate
 from bot.store.store import Store
-from bot.tracker import Tracker
+from bot.web import READY_TIMEOUT_SECONDS, Health, build_http_app
 from handlers.slack import register
 
 log = logging.getLogger(__name__)
+
+DISPATCH_SECONDS = 1.0
+REAP_SECONDS = 30.0
+PRUNE_SECONDS = 3600.0
 
 
 def default_replica_id() -> str:
@@ -52,29 +72,60 @@ class Runtime:
     http: httpx.AsyncClient
     slack_client: AsyncWebClient
     slack: SlackGateway
-    cards: RunCards
-    budget: OrgBudget
     intake: Intake
     dispatcher: Dispatcher
     tracker: Tracker
     answers: Answers
     metrics: Metrics
-    replica_id: str
+    health: Health = field(default_factory=Health)
     ticks: Ticks | None = None
-    ready: bool = False
+
+    def jobs(self) -> list[Job]:
+        """What the scheduler fires: plain coroutines on intervals."""
+        poll_every = min(1.0, self.settings.codegen_poll_min_seconds)
+        return [
+            Job("dispatch", DISPATCH_SECONDS, self.dispatcher.tick),
+            Job("poll", poll_every, self.tracker.tick),
+            Job("reap", REAP_SECONDS, self._reap),
+            Job("prune", PRUNE_SECONDS, self._prune),
+        ]
+
+    async def _reap(self) -> None:
+        await self.store.reap_expired_leases(now=self.clock.now())
+
+    async def _prune(self) -> None:
+        await self.store.prune(
+            now=self.clock.now(), keep_events=timedelta(days=2), keep_spends=timedelta(hours=1)
+        )
+
+    def start_ticks(self) -> None:
+        self.ticks = Ticks(self.jobs())
+        self.ticks.start()
+        ticks = self.ticks
+        self.health.ticking = lambda: ticks.running
+
+    def mark_ready(self) -> None:
+        self.health.ready = True
+
+    async def settle(self) -> None:
+        """Let intake and any dispatch it woke finish (console, tests, shutdown)."""
+        await self.intake.idle()
+        await self.dispatcher.idle()
+
+    async def unfinished(self) -> int:
+        """Requests not yet sent, plus runs in progress (a PAUSED run waits for a person)."""
+        waiting = await self.store.requests.count_pending()
+        statuses = await self.store.runs.tracking_statuses()
+        running = [s for s in statuses if classify_status(s) is not StatusKind.WAITING_FOR_INPUT]
+        return waiting + len(running)
 
     async def close(self) -> None:
         if self.ticks is not None:
             self.ticks.stop()
-        await self.intake.idle()
-        await self.dispatcher.idle()
+        await self.settle()
         await self.codegen.aclose()
         await self.http.aclose()
         await self.store.dispose()
-
-    def start_ticks(self) -> None:
-        self.ticks = Ticks(runtime=self)
-        self.ticks.start()
 
 
 async def build_runtime(
@@ -85,7 +136,16 @@ async def build_runtime(
     replica_id: str | None = None,
     metrics: Metrics | None = None,
     codegen_transport: httpx.AsyncBaseTransport | None = None,
+    codegen_timeout: float | None = None,
+    read_plan: ReadPlan | None = None,
+    watchdog: Watchdog | None = None,
+    retry_rand: Callable[[], float] = random.random,
+    poll_rand: Callable[[], float] = random.random,
 ) -> Runtime:
+    """Build the bot from `settings`. The keyword arguments are for tests and the benchmark:
+    a fake clock, the emulator's URL or in-process transport, a shorter Codegen timeout, how
+    the tracker spends its reads, the watchdog's limits, and the randomness of the retry
+    back-off and of the poll jitter."""
     clock = clock or SystemClock()
     metrics = metrics or Metrics()
     replica_id = replica_id or default_replica_id()
@@ -103,14 +163,11 @@ async def build_runtime(
         observer=metrics.codegen_call,
         clock=clock,
         transport=codegen_transport,
+        timeout=DEFAULT_TIMEOUT if codegen_timeout is None else httpx.Timeout(codegen_timeout),
     )
     bot_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     slack_client = AsyncWebClient(token=bot_token, base_url=settings.slack_api_url)
-    slack = SlackGateway(
-        slack_client,
-        clock=clock,
-        on_error=metrics.slack_error,
-    )
+    slack = SlackGateway(slack_client, clock=clock, on_error=metrics.slack_error)
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
     cards = RunCards(slack=slack, clock=clock)
     budget = OrgBudget(
@@ -121,18 +178,18 @@ async def build_runtime(
         metrics=metrics,
     )
     catalog = RepoCatalog(codegen=codegen, clock=clock, budget=budget)
-    dispatcher_box: list[Dispatcher] = []
-    intake = Intake(
+    context = ThreadContext(slack=slack)
+    replies = Replies(slack=slack, http=http)
+    preparer = Preparer(
         settings=settings,
         store=store,
         slack=slack,
         cards=cards,
         catalog=catalog,
+        context=context,
+        replies=replies,
         http=http,
         clock=clock,
-        replica_id=replica_id,
-        metrics=metrics,
-        wake_dispatcher=lambda: dispatcher_box[0].wake(),
     )
     dispatcher = Dispatcher(
         settings=settings,
@@ -140,19 +197,35 @@ async def build_runtime(
         codegen=codegen,
         budget=budget,
         cards=cards,
-        intake=intake,
+        preparer=preparer,
+        context=context,
         clock=clock,
         replica_id=replica_id,
         metrics=metrics,
+        rand=retry_rand,
     )
-    dispatcher_box.append(dispatcher)
-    tracker = Tracker(
+    intake = Intake(
         settings=settings,
         store=store,
-        codegen=codegen,
-        budget=budget,
-        cards=cards,
-        slack=slack,
+        preparer=preparer,
+        replies=replies,
+        clock=clock,
+        replica_id=replica_id,
+        metrics=metrics,
+        wake_dispatcher=dispatcher.wake,
+    )
+    tracker = Tracker(
+        store=store,
+        reader=Reader(codegen=codegen, budget=budget, plan=read_plan or ListPages()),
+        reporter=Reporter(
+            settings=settings,
+            store=store,
+            cards=cards,
+            clock=clock,
+            metrics=metrics,
+            watchdog=watchdog,
+            rand=poll_rand,
+        ),
         clock=clock,
         replica_id=replica_id,
         metrics=metrics,
@@ -166,14 +239,11 @@ async def build_runtime(
         http=http,
         slack_client=slack_client,
         slack=slack,
-        cards=cards,
-        budget=budget,
         intake=intake,
         dispatcher=dispatcher,
         tracker=tracker,
         answers=answers,
         metrics=metrics,
-        replica_id=replica_id,
     )
 
 
@@ -207,82 +277,27 @@ def build_bolt_app(runtime: Runtime) -> AsyncApp:
     return app
 
 
-def build_http_app(runtime: Runtime, bolt: AsyncApp | None) -> Starlette:
-    """/slack/events for Slack (HTTP mode), and /healthz, /readyz, /metrics for operators."""
-    routes: list[Route] = []
-    if bolt is not None:
-        handler = AsyncSlackRequestHandler(bolt)
-
-        async def slack_events(request: Request) -> Response:
-            return await handler.handle(request)
-
-        routes.append(Route("/slack/events", slack_events, methods=["POST"]))
-
-    # Probes ask once and answer within seconds: no retries, unlike the bot's own client.
-    probe = AsyncWebClient(
-        token=runtime.slack_client.token,
-        base_url=runtime.slack_client.base_url,
-        timeout=int(READY_TIMEOUT_SECONDS),
-        retry_handlers=[],
-    )
-
-    async def healthz(_request: Request) -> Response:
-        """Alive: the process answers and its ticks are scheduled (503 while starting)."""
-        if not runtime.ready:
-            return JSONResponse({"status": "starting"}, status_code=503)
-        ticks = runtime.ticks
-        if ticks is not None and not ticks.scheduler.running:
-            return JSONResponse({"status": "ticks stopped"}, status_code=503)
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(_request: Request) -> Response:
-        """Ready: the database answers and Slack accepts the bot token (no retries, bounded)."""
-        checks: dict[str, str] = {}
-        if not runtime.ready:
-            checks["startup"] = "error: still starting"
-        checks["database"] = await _check_database(runtime)
-        if runtime.settings.slack_bot_token is not None:
-            checks["slack"] = await _check_slack(runtime, probe)
-        ok = all(value == "ok" for value in checks.values())
-        return JSONResponse(
-            {"status": "ok" if ok else "unavailable", "checks": checks},
-            status_code=200 if ok else 503,
+def build_web_app(runtime: Runtime, bolt: AsyncApp | None) -> Starlette:
+    """/slack/events (when `bolt` is given), /healthz, /readyz and /metrics."""
+    probe = None
+    if runtime.settings.slack_bot_token is not None:
+        # Probes ask once and answer within seconds: no retries, unlike the bot's own gateway.
+        probe_client = AsyncWebClient(
+            token=runtime.slack_client.token,
+            base_url=runtime.slack_client.base_url,
+            timeout=int(READY_TIMEOUT_SECONDS),
+            retry_handlers=[],
         )
-
-    async def metrics(_request: Request) -> Response:
-        body, content_type = render_latest(runtime.metrics.registry)
-        return Response(body, media_type=content_type)
-
-    routes += [
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Route("/metrics", metrics),
-    ]
-    return Starlette(routes=routes)
-
-
-READY_TIMEOUT_SECONDS = 5.0
-
-
-async def _check_database(runtime: Runtime) -> str:
-    try:
-        await asyncio.wait_for(runtime.store.ping(), timeout=READY_TIMEOUT_SECONDS)
-    except Exception as error:
-        log.warning("readiness: database unreachable: %s", error)
-        return f"error: {type(error).__name__}"
-    return "ok"
-
-
-async def _check_slack(runtime: Runtime, probe: AsyncWebClient) -> str:
-    """One auth.test, straight to Slack: a probe must answer quickly, not wait out retries."""
-    try:
-        await asyncio.wait_for(probe.auth_test(), timeout=READY_TIMEOUT_SECONDS)
-    except SlackApiError as error:
-        code = str(error.response.get("error") or error.response.status_code)
-    except Exception as error:
-        code = type(error).__name__
-    else:
-        return "ok"
-    log.warning("readiness: slack auth.test failed: %s", code)
-    runtime.metrics.slack_error("auth.test", code)
-    return f"error: {code}"
+        probe = SlackGateway(
+            probe_client,
+            clock=runtime.clock,
+            max_attempts=1,
+            on_error=runtime.metrics.slack_error,
+        )
+    return build_http_app(
+        bolt=bolt,
+        health=runtime.health,
+        store=runtime.store,
+        metrics=runtime.metrics,
+        slack_probe=probe,
+    )

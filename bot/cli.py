@@ -31,7 +31,7 @@ async def codegen_endpoint(settings: Settings) -> AsyncIterator[str]:
     if not settings.uses_emulator:
         yield settings.codegen_api_url
         return
-    from bot.codegen.emulator import EmulatorState, running_emulator
+    from bot.devtools.emulator import EmulatorState, running_emulator
 
     state = EmulatorState(token=settings.effective_codegen_token, org_id=settings.effective_org_id)
     async with running_emulator(state) as url:
@@ -40,7 +40,7 @@ async def codegen_endpoint(settings: Settings) -> AsyncIterator[str]:
 
 async def run_bot(settings: Settings, mode: str) -> None:
     """Run until SIGINT/SIGTERM: Socket Mode or HTTP mode, with the ticks in this loop."""
-    from bot.app import build_bolt_app, build_http_app, build_runtime
+    from bot.app import build_bolt_app, build_runtime, build_web_app
     from bot.serving import serve_http
 
     stop = asyncio.Event()
@@ -60,10 +60,10 @@ async def run_bot(settings: Settings, mode: str) -> None:
         runtime = await build_runtime(settings, codegen_url=codegen_url)
         bolt = build_bolt_app(runtime)
         runtime.start_ticks()
-        runtime.ready = True
+        runtime.mark_ready()
         try:
             if mode == "http":
-                web = build_http_app(runtime, bolt)
+                web = build_web_app(runtime, bolt)
                 async with serve_http(web, host="0.0.0.0", port=settings.port) as port:
                     log.info(
                         "HTTP mode: Slack posts to http://<this host>:%s/slack/events; "
@@ -82,14 +82,14 @@ async def _socket_mode(settings: Settings, runtime: Any, bolt: Any, stop: asynci
     """Socket Mode; /healthz, /readyz and /metrics on PORT only when PORT is set."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    from bot.app import build_http_app
+    from bot.app import build_web_app
     from bot.serving import serve_http
 
     assert settings.slack_app_token is not None
     handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
     async with contextlib.AsyncExitStack() as stack:
         if "port" in settings.model_fields_set:
-            web = build_http_app(runtime, None)
+            web = build_web_app(runtime, None)
             port = await stack.enter_async_context(
                 serve_http(web, host="0.0.0.0", port=settings.port)
             )
@@ -109,12 +109,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     mode = settings.resolved_mode(stdin_is_tty=sys.stdin.isatty())
     if mode == "console":
         return _console(settings, wait=DEFAULT_CONSOLE_WAIT, verbose=False)
-    if settings.slack_bot_token is None:
-        raise ConfigError(f"BOT_MODE={mode} needs SLACK_BOT_TOKEN (the bot's xoxb- token)")
-    if mode == "http" and settings.slack_signing_secret is None:
-        raise ConfigError("HTTP mode needs SLACK_SIGNING_SECRET to verify Slack's requests")
-    if mode == "socket" and settings.slack_app_token is None:
-        raise ConfigError("Socket Mode needs SLACK_APP_TOKEN (an xapp- app-level token)")
+    missing = settings.missing_for_mode(mode)
+    if missing:
+        needed = ", ".join(f"{name} ({_WHAT[name]})" for name in missing)
+        raise ConfigError(f"BOT_MODE={mode} needs {needed}")
     try:
         asyncio.run(run_bot(settings, mode))
     except OSError as error:
@@ -124,6 +122,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             ) from None
         raise
     return 0
+
+
+_WHAT = {
+    "SLACK_BOT_TOKEN": "the bot's xoxb- token",
+    "SLACK_SIGNING_SECRET": "to verify Slack's requests",
+    "SLACK_APP_TOKEN": "an xapp- app-level token",
+}
 
 
 def cmd_console(args: argparse.Namespace) -> int:
@@ -145,7 +150,7 @@ def _console(
     pending: float | None = None,
     active: float | None = None,
 ) -> int:
-    from bot import console
+    from bot.devtools import console
 
     # The terminal is the conversation: the bot's own log lines only when asked for.
     configure_logging(
@@ -162,9 +167,15 @@ def _console(
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from bot.codegen.emulator import serve
+    from bot.devtools.emulator import serve
 
-    serve(port=args.port)
+    settings = load_settings()
+    serve(
+        port=args.port,
+        token=settings.effective_codegen_token,
+        org_id=settings.effective_org_id,
+        token_is_secret=settings.codegen_api_token is not None,
+    )
     return 0
 
 
@@ -181,12 +192,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             await engine.dispose()
 
     asyncio.run(go())
-    print(f"database at head: {_safe_url(settings.database_url)}")
+    print(f"database at head: {settings.database_url_shown}")
     return 0
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
-    from bot.manifest import dump_manifest, http_manifest, load_manifest
+    from bot.slack.manifest import dump_manifest, http_manifest, load_manifest
 
     try:
         manifest = http_manifest(args.http) if args.http else load_manifest()
@@ -200,13 +211,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from bot.doctor import run_doctor
 
     return run_doctor()
-
-
-def _safe_url(url: str) -> str:
-    """A database URL without its password."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,22 +6,22 @@ Kubernetes manifests, so add settings, never rename them.
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.codegen.models import AgentType
+from bot.errors import ConfigError
+
+__all__ = ["EMULATOR_ORG_ID", "EMULATOR_TOKEN", "ConfigError", "Settings", "load_settings"]
+
 BotMode = Literal["socket", "http", "console", "auto"]
-AgentType = Literal["codegen", "claude_code"]
+Mode = Literal["socket", "http", "console"]
 
 # Used when CODEGEN_API_TOKEN / CODEGEN_ORG_ID are unset: the built-in emulator accepts these.
 EMULATOR_TOKEN = "emulator-token"
 EMULATOR_ORG_ID = 1
-
-
-class ConfigError(Exception):
-    """A setting has a value the bot cannot use; the message names the variable."""
 
 
 def _split_ids(value: object) -> object:
@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         token = self.codegen_api_token
         return token.get_secret_value() if token is not None else EMULATOR_TOKEN
 
-    def resolved_mode(self, *, stdin_is_tty: bool) -> Literal["socket", "http", "console"]:
+    def resolved_mode(self, *, stdin_is_tty: bool) -> Mode:
         """`auto` → socket if an app token is set, http if only a signing secret, else console."""
         if self.bot_mode != "auto":
             return self.bot_mode
@@ -129,6 +129,22 @@ class Settings(BaseSettings):
             "in a terminal"
         )
 
+    def missing_for_mode(self, mode: Mode) -> list[str]:
+        """The variables `mode` needs that are not set (the console needs none)."""
+        if mode == "console":
+            return []
+        missing = [] if self.slack_bot_token is not None else ["SLACK_BOT_TOKEN"]
+        if mode == "http" and self.slack_signing_secret is None:
+            missing.append("SLACK_SIGNING_SECRET")
+        if mode == "socket" and self.slack_app_token is None:
+            missing.append("SLACK_APP_TOKEN")
+        return missing
+
+    @property
+    def database_url_shown(self) -> str:
+        """DATABASE_URL without its password, for messages and logs."""
+        return safe_database_url(self.database_url)
+
     def secrets(self) -> list[str]:
         """Every secret value set, so log filters can redact them."""
         values = [
@@ -138,6 +154,16 @@ class Settings(BaseSettings):
             self.codegen_api_token,
         ]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+
+def safe_database_url(url: str) -> str:
+    """A SQLAlchemy URL without its password (the URL as given if it cannot be read)."""
+    from sqlalchemy.engine import make_url  # only when a URL is shown: start-up stays light
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unreadable DATABASE_URL>"
 
 
 def _describe(error: ValidationError) -> str:
@@ -155,11 +181,3 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         raise ConfigError(_describe(error)) from None
-
-
-if __name__ == "__main__":  # pragma: no cover - manual check
-    try:
-        print(load_settings().model_dump_json(indent=2))
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        sys.exit(2)

@@ -27,10 +27,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from bot.codegen.client import CodegenClient
-from bot.codegen.errors import CodegenError, Forbidden, Unavailable
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import Settings, load_settings, safe_database_url
+from bot.errors import CodegenError, ConfigError, Forbidden, Unavailable
 from bot.logs import Redactor, configure_logging
-from bot.manifest import BOT_SCOPES, missing_scopes
+from bot.slack.manifest import BOT_SCOPES, missing_scopes
 from bot.store.db import create_engine, pending_migrations
 
 log = logging.getLogger(__name__)
@@ -96,47 +96,43 @@ def check_mode(settings: Settings) -> list[CheckResult]:
         ]
     if mode == "console":
         return [ok(name, "BOT_MODE=console: the terminal console; Slack is not used")]
-    results: list[CheckResult] = []
     how = "auto → " if settings.bot_mode == "auto" else ""
-    if mode == "socket":
-        token = settings.slack_app_token
-        if token is None:
-            results.append(
-                fail(
-                    name,
-                    "BOT_MODE=socket but SLACK_APP_TOKEN is not set",
-                    f"Create an app-level token with the connections:write scope ({SLACK_APPS_URL}"
-                    " → your app → Basic Information → App-Level Tokens) and set SLACK_APP_TOKEN.",
-                )
+    missing = settings.missing_for_mode(mode)
+    app_token = settings.slack_app_token
+    if "SLACK_APP_TOKEN" in missing:
+        return [
+            fail(
+                name,
+                "BOT_MODE=socket but SLACK_APP_TOKEN is not set",
+                f"Create an app-level token with the connections:write scope ({SLACK_APPS_URL}"
+                " → your app → Basic Information → App-Level Tokens) and set SLACK_APP_TOKEN.",
             )
-        elif not token.get_secret_value().startswith("xapp-"):
-            results.append(
+        ]
+    if "SLACK_SIGNING_SECRET" in missing:
+        return [
+            fail(
+                name,
+                "BOT_MODE=http but SLACK_SIGNING_SECRET is not set",
+                "Copy the Signing Secret from Basic Information → App Credentials.",
+            )
+        ]
+    if mode == "socket":
+        if app_token is not None and not app_token.get_secret_value().startswith("xapp-"):
+            return [
                 fail(
                     name,
                     "SLACK_APP_TOKEN does not start with xapp- (it is not an app-level token)",
                     "Use the app-level token from Basic Information → App-Level Tokens.",
                 )
-            )
-        else:
-            results.append(ok(name, f"BOT_MODE={settings.bot_mode}: {how}Socket Mode"))
-    else:
-        if settings.slack_signing_secret is None:
-            results.append(
-                fail(
-                    name,
-                    "BOT_MODE=http but SLACK_SIGNING_SECRET is not set",
-                    "Copy the Signing Secret from Basic Information → App Credentials.",
-                )
-            )
-        else:
-            results.append(
-                ok(
-                    name,
-                    f"BOT_MODE={settings.bot_mode}: {how}HTTP mode, Slack posts to "
-                    f"/slack/events on port {settings.port}",
-                )
-            )
-    return results
+            ]
+        return [ok(name, f"BOT_MODE={settings.bot_mode}: {how}Socket Mode")]
+    return [
+        ok(
+            name,
+            f"BOT_MODE={settings.bot_mode}: {how}HTTP mode, Slack posts to "
+            f"/slack/events on port {settings.port}",
+        )
+    ]
 
 
 def check_codegen_settings(settings: Settings) -> CheckResult:
@@ -159,12 +155,6 @@ def check_codegen_settings(settings: Settings) -> CheckResult:
 
 
 # -- database -----------------------------------------------------------------------------------
-
-
-def safe_url(url: URL | str) -> str:
-    """A database URL without its password."""
-    parsed = make_url(url) if isinstance(url, str) else url
-    return parsed.render_as_string(hide_password=True)
 
 
 def describe_db_error(error: BaseException, url: str) -> str:
@@ -201,7 +191,7 @@ async def check_database(settings: Settings, *, wait: float = TIMEOUT_SECONDS) -
             ),
             skip(migrated, "not checked: no database"),
         ]
-    shown = safe_url(parsed)
+    shown = safe_database_url(url)
     try:
         engine = create_engine(url)
     except (ImportError, SQLAlchemyError) as error:

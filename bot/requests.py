@@ -1,8 +1,10 @@
-"""What a person asked for in Slack, as the handlers hand it to the bot.
+"""What a person asked for in Slack: the vocabulary every part of the bot shares.
 
 A RunRequest is frozen: the handler builds it from one Slack payload, and from then on it only
 travels (intake persists it, the dispatcher sends it). The Slack context is kept exactly as the
-metadata contract in DESIGN.md needs it.
+metadata contract in DESIGN.md needs it. The options a request runs with are resolved once, at
+intake, and stored with it (StoredOptions), so the card, the dispatcher and `/codegen list` read
+the same values and where each came from.
 """
 
 from __future__ import annotations
@@ -12,7 +14,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-AgentType = Literal["codegen", "claude_code"]
+from bot.codegen.models import AgentType
+
+__all__ = [
+    "AgentType",
+    "OptionField",
+    "OptionSource",
+    "ResolvedOption",
+    "ResolvedOptions",
+    "RunOptions",
+    "RunRequest",
+    "SlackContext",
+    "SlackFile",
+    "StoredOptions",
+    "Trigger",
+]
+
+OptionField = Literal["repo", "model", "agent_type"]
+OptionSource = Literal["inline", "channel default", "org default"]
 
 
 class Trigger(StrEnum):
@@ -22,9 +41,11 @@ class Trigger(StrEnum):
     DIRECT_MESSAGE = "direct_message"
 
 
-class SlackContext(BaseModel):
+class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
 
+
+class SlackContext(_Frozen):
     team_id: str
     channel_id: str
     user_id: str
@@ -51,10 +72,8 @@ class SlackFile(BaseModel):
     file_access: str | None = None
 
 
-class RunOptions(BaseModel):
+class RunOptions(_Frozen):
     """Options typed inline (`repo=`, `model=`, `agent=`); None means "not given here"."""
-
-    model_config = ConfigDict(frozen=True)
 
     repo: str | None = None  # a numeric id or owner/name, resolved at intake
     model: str | None = None
@@ -64,9 +83,7 @@ class RunOptions(BaseModel):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
-class RunRequest(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class RunRequest(_Frozen):
     prompt: str
     options: RunOptions = Field(default_factory=RunOptions)
     slack: SlackContext
@@ -93,3 +110,49 @@ class RunRequest(BaseModel):
                 "permalink": self.slack.permalink,
             },
         }
+
+
+# -- where options came from ------------------------------------------------------------------
+
+
+class ResolvedOption(_Frozen):
+    value: str | None = None
+    # None: nobody set it, the API uses the organisation's own default.
+    source: OptionSource | None = None
+
+
+class ResolvedOptions(_Frozen):
+    repo: ResolvedOption = ResolvedOption()
+    model: ResolvedOption = ResolvedOption()
+    agent_type: ResolvedOption = ResolvedOption()
+
+    def effective(self) -> RunOptions:
+        """The values to send (None: let the API decide)."""
+        return RunOptions.model_validate(
+            {
+                "repo": self.repo.value,
+                "model": self.model.value,
+                "agent_type": self.agent_type.value,
+            }
+        )
+
+    def items(self) -> list[tuple[OptionField, ResolvedOption]]:
+        return [("repo", self.repo), ("model", self.model), ("agent_type", self.agent_type)]
+
+
+class StoredOptions(BaseModel):
+    """The options a request runs with, as stored with the request and its run."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    resolved: ResolvedOptions = ResolvedOptions()
+    repo_id: int | None = None  # the repository the `repo` option resolved to
+    repo_label: str | None = None  # "acme/web" for the card, when the option was an id
+
+    @property
+    def model(self) -> str | None:
+        return self.resolved.model.value
+
+    @property
+    def agent_type(self) -> AgentType | None:
+        return self.resolved.effective().agent_type

@@ -1,68 +1,57 @@
-"""The ticks. APScheduler only fires them; all state they act on lives in the store."""
+"""The ticks. APScheduler only fires them; all state they act on lives in the store.
+
+Ticks receive plain jobs (a name, an interval, a coroutine function), the way slack-machine's
+scheduler receives functions: the scheduler knows nothing of what they do. A job that raises
+is logged and runs again at its next interval.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-if TYPE_CHECKING:
-    from bot.app import Runtime
-
 log = logging.getLogger(__name__)
 
-DISPATCH_SECONDS = 1.0
-REAP_SECONDS = 30.0
-PRUNE_SECONDS = 3600.0
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    seconds: float
+    run: Callable[[], Awaitable[object]]
 
 
 class Ticks:
-    def __init__(self, *, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, jobs: Sequence[Job]) -> None:
+        self.jobs = list(jobs)
         # In-memory job store on purpose: the jobs are just timers, rebuilt at every start.
         self.scheduler = AsyncIOScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
         )
 
     def start(self) -> None:
-        poll_every = min(1.0, self.runtime.settings.codegen_poll_min_seconds)
-        add = self.scheduler.add_job
-        add(self.dispatch, "interval", seconds=DISPATCH_SECONDS, id="dispatch")
-        add(self.poll, "interval", seconds=poll_every, id="poll")
-        add(self.reap, "interval", seconds=REAP_SECONDS, id="reap")
-        add(self.prune, "interval", seconds=PRUNE_SECONDS, id="prune")
+        for job in self.jobs:
+            self.scheduler.add_job(
+                _logged(job), "interval", seconds=job.seconds, id=job.name, name=job.name
+            )
         self.scheduler.start()
+
+    @property
+    def running(self) -> bool:
+        return bool(self.scheduler.running)
 
     def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
-    async def dispatch(self) -> None:
-        try:
-            await self.runtime.dispatcher.tick()
-        except Exception:
-            log.exception("dispatch tick failed")
 
-    async def poll(self) -> None:
+def _logged(job: Job) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
         try:
-            await self.runtime.tracker.tick()
+            await job.run()
         except Exception:
-            log.exception("poll tick failed")
+            log.exception("%s tick failed", job.name)
 
-    async def reap(self) -> None:
-        try:
-            await self.runtime.store.reap_expired_leases(now=self.runtime.clock.now())
-        except Exception:
-            log.exception("reap tick failed")
-
-    async def prune(self) -> None:
-        try:
-            await self.runtime.store.prune(
-                now=self.runtime.clock.now(),
-                keep_events=timedelta(days=2),
-                keep_spends=timedelta(hours=1),
-            )
-        except Exception:
-            log.exception("prune tick failed")
+    return run

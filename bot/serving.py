@@ -1,23 +1,26 @@
-"""uvicorn inside an already running asyncio loop. The bot's HTTP mode, the emulator, the
-console's stand-in Slack and the tests all serve through this one function."""
+"""uvicorn inside an already running asyncio loop: the one HTTP runner. The bot's HTTP mode,
+the Codegen emulator, the fake Slack and the tests all serve through `serve_http`.
+
+The server is started and stopped here rather than by `uvicorn.Server.serve`, whose main loop
+wakes every 0.1 s and whose shutdown sleeps a fixed 0.1 s: stopping takes as long as the
+requests in flight need, and no longer (tests start and stop hundreds of servers).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Callable
 
 import uvicorn
 from starlette.types import ASGIApp
 
+log = logging.getLogger(__name__)
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside the bot's loop: the bot, not uvicorn, decides what a signal means."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+GRACEFUL_SHUTDOWN_SECONDS = 5.0
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -39,12 +42,14 @@ async def serve_http(
     host: str,
     port: int,
     before_stop: Callable[[], None] | None = None,
+    grace: float = GRACEFUL_SHUTDOWN_SECONDS,
 ) -> AsyncIterator[int]:
     """Serve an ASGI app with uvicorn inside the running loop; yields the bound port.
 
     The socket is bound here, so a taken port is an OSError for the caller (uvicorn would
     exit the process). `log_config=None`: uvicorn's records go through the bot's root handler,
-    which redacts them and formats them as text or JSON like every other line.
+    which redacts them and formats them as text or JSON like every other line. On the way out
+    the requests in flight get up to `grace` seconds to finish.
     """
     sock = listening_socket(host, port)
     config = uvicorn.Config(
@@ -55,20 +60,45 @@ async def serve_http(
         log_level="warning",
         access_log=False,
         lifespan="off",
-        timeout_graceful_shutdown=5,
+        ws="none",
+        timeout_graceful_shutdown=int(grace),
     )
-    server = _EmbeddedServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
+    config.load()
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("the HTTP server stopped before it started")
-            await asyncio.sleep(0.01)
+        await server.startup(sockets=[sock])
+    except BaseException:
+        sock.close()
+        raise
+    try:
         yield int(sock.getsockname()[1])
     finally:
         if before_stop is not None:
             before_stop()  # e.g. the emulator ends held answers so shutdown need not wait
-        server.should_exit = True
-        await task
+        await _stop(server, grace)
         sock.close()
+
+
+async def _stop(server: uvicorn.Server, grace: float) -> None:
+    """Stop accepting, let the requests in flight finish (up to `grace` s), then cancel."""
+    for listener in server.servers:
+        listener.close()
+    for connection in list(server.server_state.connections):
+        connection.shutdown()
+    deadline = time.monotonic() + grace
+    state = server.server_state
+    # uvicorn has no event for "the last connection closed": look every 5 ms.
+    while (state.connections or state.tasks) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+    if state.tasks:
+        log.error("cancelling %d request(s) still running after %.0f s", len(state.tasks), grace)
+        for task in list(state.tasks):
+            task.cancel()
+    for connection in list(state.connections):
+        transport = getattr(connection, "transport", None)
+        if transport is not None:
+            transport.close()
+    for listener in server.servers:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(listener.wait_closed(), timeout=1.0)

@@ -1,7 +1,8 @@
 """Slack listeners: each turns one Slack payload into a RunRequest for intake, or a reply.
 
-No business logic lives here: parsing is bot.options, policy and queuing are bot.intake,
-answers to subcommands are bot.answers. Listeners acknowledge at once; intake works after.
+No business logic lives here: parsing is bot.intake.options, policy and queuing are
+bot.intake, answers to subcommands are bot.intake.answers. Listeners acknowledge at once;
+intake works after, hints to the person included.
 """
 
 from __future__ import annotations
@@ -11,24 +12,25 @@ import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
-from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.answers import Answers
-from bot.intake import Intake
-from bot.options import (
+from bot.errors import OptionError
+from bot.intake.answers import Answers
+from bot.intake.intake import Intake
+from bot.intake.options import (
     HELP_TEXT,
     ConfigResetCommand,
     ConfigSetCommand,
     ConfigShowCommand,
     HelpCommand,
     ListCommand,
-    OptionError,
     RunCommand,
     StatusCommand,
     parse_command,
     parse_request_text,
 )
 from bot.requests import RunRequest, SlackContext, SlackFile, Trigger
+from bot.slack.render import VIEW_RUN_ACTION_ID
+from bot.slack.text import slack_unescape
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ _HELP_WORDS = {"help", "?", "-h", "--help", "usage"}
 
 
 def register(app: AsyncApp, *, intake: Intake, answers: Answers) -> None:
-    @app.action("view_run")
+    @app.action(VIEW_RUN_ACTION_ID)
     async def view_run(ack: AsyncAck) -> None:
         # A link button still sends an interaction; acknowledge it so Slack shows no warning.
         await ack()
@@ -70,7 +72,7 @@ def register(app: AsyncApp, *, intake: Intake, answers: Answers) -> None:
             await ack(response_type="ephemeral", text=await answers.reset_config(channel_id))
         elif isinstance(parsed, RunCommand):
             request = RunRequest(
-                prompt=unescape(parsed.prompt),
+                prompt=slack_unescape(parsed.prompt),
                 options=parsed.options,
                 slack=SlackContext(
                     team_id=command.get("team_id") or "",
@@ -92,23 +94,19 @@ def register(app: AsyncApp, *, intake: Intake, answers: Answers) -> None:
             )
 
     @app.event("app_mention")
-    async def app_mention(
-        event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
-    ) -> None:
-        await _message_request(event, context, client, intake, Trigger.APP_MENTION)
+    async def app_mention(event: dict[str, Any], context: AsyncBoltContext) -> None:
+        _message_request(event, context, intake, Trigger.APP_MENTION)
 
     @app.event("message")
-    async def message(
-        event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
-    ) -> None:
+    async def message(event: dict[str, Any], context: AsyncBoltContext) -> None:
         if event.get("bot_id") or event.get("subtype") not in _PERSON_SUBTYPES:
             return
         if event.get("channel_type") == "im":
-            await _message_request(event, context, client, intake, Trigger.DIRECT_MESSAGE)
+            _message_request(event, context, intake, Trigger.DIRECT_MESSAGE)
         elif event.get("subtype") == "file_share" and _mentions(event, context.bot_user_id):
             # Slack may deliver a mention with files only as message/file_share; the shared
             # dedupe key makes it one request when app_mention arrives too.
-            await _message_request(event, context, client, intake, Trigger.APP_MENTION)
+            _message_request(event, context, intake, Trigger.APP_MENTION)
         # Other channel messages are subscribed to for file_share mentions only: acknowledged
         # (Bolt acks events) and ignored.
 
@@ -124,11 +122,6 @@ def register(app: AsyncApp, *, intake: Intake, answers: Answers) -> None:
         await ack()
 
 
-def unescape(text: str) -> str:
-    """Slack escapes &, < and > in message text; Codegen should read what the person typed."""
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
 def _mentions(event: dict[str, Any], bot_user_id: str | None) -> bool:
     return bool(bot_user_id) and f"<@{bot_user_id}>" in (event.get("text") or "")
 
@@ -139,13 +132,10 @@ def _strip_mention(text: str, bot_user_id: str | None) -> str:
     return text.strip()
 
 
-async def _message_request(
-    event: dict[str, Any],
-    context: AsyncBoltContext,
-    client: AsyncWebClient,
-    intake: Intake,
-    trigger: Trigger,
+def _message_request(
+    event: dict[str, Any], context: AsyncBoltContext, intake: Intake, trigger: Trigger
 ) -> None:
+    """A message (mention or DM) → a RunRequest for intake, or a hint for the person."""
     channel, user, ts = event.get("channel"), event.get("user"), event.get("ts")
     if not channel or not user or not ts:
         return
@@ -154,14 +144,14 @@ async def _message_request(
     try:
         parsed = parse_request_text(text)
     except OptionError as error:
-        await _whisper(client, channel, user, thread_ts, error.message)
+        intake.hint(channel=channel, user=user, thread_ts=thread_ts, text=error.message)
         return
     files = tuple(SlackFile.model_validate(f) for f in event.get("files") or [])
     if not files and (not parsed.prompt or parsed.prompt.lower() in _HELP_WORDS):
-        await _whisper(client, channel, user, thread_ts, HELP_TEXT)
+        intake.hint(channel=channel, user=user, thread_ts=thread_ts, text=HELP_TEXT)
         return
     request = RunRequest(
-        prompt=unescape(parsed.prompt) or "See the attached images.",
+        prompt=slack_unescape(parsed.prompt) or "See the attached images.",
         options=parsed.options,
         slack=SlackContext(
             team_id=event.get("team") or context.team_id or "",
@@ -175,15 +165,3 @@ async def _message_request(
         dedupe_key=f"{channel}:{ts}",
     )
     intake.accept(request)
-
-
-async def _whisper(
-    client: AsyncWebClient, channel: str, user: str, thread_ts: str | None, text: str
-) -> None:
-    kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": text}
-    if thread_ts:
-        kwargs["thread_ts"] = thread_ts
-    try:
-        await client.chat_postEphemeral(**kwargs)
-    except Exception as error:  # a failed hint must not fail the event
-        log.warning("could not reply to %s in %s: %s", user, channel, error)

@@ -1,4 +1,4 @@
-"""Shared fixtures: databases (SQLite file, real PostgreSQL), clocks."""
+"""Shared fixtures: databases (SQLite file, real PostgreSQL), clocks, the fake Slack."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FakeClock
+from bot.devtools.slack import FakeSlack
 from bot.store.db import create_engine, migrate
 from bot.store.store import Store
 from bot.store.tables import Base
@@ -74,7 +75,8 @@ async def _migrate_url(url: str) -> None:
         await engine.dispose()
 
 
-async def _truncate(store: Store) -> None:
+async def truncate(store: Store) -> None:
+    """Empty every table of the bot (PostgreSQL: the session's database is shared)."""
     names = ", ".join(table.name for table in Base.metadata.sorted_tables)
     async with store.engine.begin() as conn:
         await conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
@@ -99,11 +101,22 @@ def postgres_url(postgres_database: str) -> str:
 
 
 @pytest.fixture
+async def empty_postgres_url(postgres_database: str) -> str:
+    """The session's PostgreSQL database, emptied for this test."""
+    store = Store(create_engine(postgres_database))
+    try:
+        await truncate(store)
+    finally:
+        await store.dispose()
+    return postgres_database
+
+
+@pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
     engine = create_engine(database_url)
     store = Store(engine)
     if store.is_postgres:
-        await _truncate(store)
+        await truncate(store)
     else:
         await migrate(engine)
     yield store
@@ -113,3 +126,10 @@ async def store(database_url: str) -> AsyncIterator[Store]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    """A fresh FakeSlack per test, with the default token and scopes."""
+    async with FakeSlack.running() as slack:
+        yield slack

@@ -1,5 +1,5 @@
-"""A conversation-level harness: the bot in HTTP mode under uvicorn, a fake Slack Web API and the
-Codegen emulator, all on loopback, sharing one fake clock.
+"""A conversation-level harness: the bot in HTTP mode under uvicorn, the fake Slack Web API and
+the Codegen emulator, all on loopback, sharing one fake clock.
 
 Tests read like conversations:
 
@@ -24,14 +24,15 @@ import httpx
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 
-from bot.app import Runtime, build_bolt_app, build_http_app, build_runtime
+from bot.app import Runtime, build_bolt_app, build_runtime, build_web_app
 from bot.clock import FakeClock
-from bot.codegen.emulator import EmulatorState, running_emulator
 from bot.config import Settings
+from bot.devtools.emulator import EmulatorState, running_emulator
+from bot.devtools.slack import FakeSlack
 from bot.metrics import Metrics
 from bot.serving import serve_http
+from bot.slack.cards import FINAL_REPLY_EVENT
 from bot.store.tables import QueuedRequest
-from tests.fakes.slack import FakeSlack
 
 SIGNING_SECRET = "test-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-test-bot-token"
@@ -62,10 +63,13 @@ class Conversation:
         emulator: EmulatorState | None = None,
         replica_id: str = "test-replica",
         slack: FakeSlack | None = None,
+        runtime_options: dict[str, Any] | None = None,
         **settings_overrides: Any,
     ) -> AsyncIterator[Conversation]:
         """`slack` (and `emulator`, `clock`) may be shared: two Conversations on one database
-        are two replicas of the bot in the same workspace."""
+        are two replicas of the bot in the same workspace. `runtime_options` go to
+        build_runtime (a watchdog, a read plan, randomness)."""
+        runtime_options = runtime_options or {}
         clock = clock or FakeClock()
         emulator = emulator or EmulatorState(
             token=CODEGEN_TOKEN, org_id=ORG_ID, clock=clock, pending_seconds=5, active_seconds=20
@@ -95,11 +99,15 @@ class Conversation:
             fields.update(settings_overrides)
             settings = Settings(**fields)
             runtime = await build_runtime(
-                settings, clock=clock, replica_id=replica_id, metrics=Metrics()
+                settings,
+                clock=clock,
+                replica_id=replica_id,
+                metrics=Metrics(),
+                **runtime_options,
             )
             bolt = build_bolt_app(runtime)
-            web = build_http_app(runtime, bolt)
-            runtime.ready = True
+            web = build_web_app(runtime, bolt)
+            runtime.mark_ready()
             try:
                 async with (
                     serve_http(web, host="127.0.0.1", port=0) as port,
@@ -222,7 +230,7 @@ class Conversation:
         return ts
 
     async def dm(self, text: str, *, user: str = "U1", thread_ts: str | None = None) -> str:
-        channel = self.slack._dm_for(user) if hasattr(self.slack, "_dm_for") else f"D{user}"
+        channel = f"D{user}"
         if channel not in self.slack.channels:
             self.slack.add_channel(channel, is_im=True, user=user)
         ts = self.slack.add_message(channel, text, user, thread_ts=thread_ts)
@@ -245,8 +253,7 @@ class Conversation:
 
     async def settle(self) -> None:
         """Let intake and any dispatch it woke finish (no wall-clock waiting)."""
-        await self.runtime.intake.idle()
-        await self.runtime.dispatcher.idle()
+        await self.runtime.settle()
 
     async def tick(self) -> None:
         await self.settle()
@@ -266,14 +273,15 @@ class Conversation:
         """Advance time until nothing is queued or tracked (or `limit` seconds pass)."""
         await self.tick()
         waited = 0.0
-        while waited < limit and await self._busy():
+        while waited < limit and await self.busy():
             await self.advance(step, step=step)
             waited += step
 
-    async def _busy(self) -> bool:
+    async def busy(self) -> bool:
+        """Something is queued or tracked."""
         store = self.runtime.store
-        pending = await store.pending_requests(org_id=ORG_ID)
-        tracking = await store.runs_in_progress(org_id=ORG_ID)
+        pending = await store.requests.pending(org_id=ORG_ID)
+        tracking = await store.runs.count_tracking(org_id=ORG_ID)
         return bool(pending) or tracking > 0
 
     # -- what can be seen ------------------------------------------------------------------
@@ -290,7 +298,7 @@ class Conversation:
         return self.slack.messages(channel, thread_ts=thread_ts)
 
     def bot_texts(self, channel: str, thread_ts: str | None = None) -> list[str]:
-        return [_all_text(m) for m in self.slack.bot_messages(channel, thread_ts=thread_ts)]
+        return [all_text(m) for m in self.slack.bot_messages(channel, thread_ts=thread_ts)]
 
     def ephemeral_texts(self) -> list[str]:
         texts = [str(r.text) for r in self.slack.responses]
@@ -317,7 +325,7 @@ def block_texts(blocks: Any) -> list[str]:
     return parts
 
 
-def _all_text(message: dict[str, Any]) -> str:
+def all_text(message: dict[str, Any]) -> str:
     """Everything a person would read in a message: its text and its blocks' text."""
     return "\n".join([str(message.get("text") or ""), *block_texts(message.get("blocks") or [])])
 
@@ -329,3 +337,61 @@ def ack_text(response: httpx.Response) -> str:
         return str(response.json().get("text", ""))
     except ValueError:
         return response.text
+
+
+# -- reading a thread the way a person would --------------------------------------------------
+
+CHANNEL = "C1"
+
+
+def roots(chat: Conversation, channel: str = CHANNEL) -> list[str]:
+    """The ts of each slash command's root message ("<@U1> asked Codegen: …"), oldest first."""
+    return [
+        m["ts"]
+        for m in chat.slack.bot_messages(channel)
+        if "asked Codegen" in str(m.get("text")) and m.get("thread_ts") in (None, m["ts"])
+    ]
+
+
+def card_ts(chat: Conversation, root: str, channel: str = CHANNEL) -> str:
+    """The status card: the bot's first message in the thread after the root."""
+    cards = [
+        m
+        for m in chat.slack.bot_messages(channel, thread_ts=root)
+        if m["ts"] != root and "Codegen run" in str(m.get("text"))
+    ]
+    assert cards, f"no card in thread {root}: {chat.bot_texts(channel, root)}"
+    return str(cards[0]["ts"])
+
+
+def card_text(chat: Conversation, root: str, channel: str = CHANNEL) -> str:
+    return all_text(chat.slack.message(channel, card_ts(chat, root, channel)))
+
+
+def edits(slack: FakeSlack, ts: str) -> list[str]:
+    """The fallback text of every chat.update of message `ts`, in order (the fake records
+    calls it answered with a scripted fault too)."""
+    return [str(call.get("text")) for call in slack.calls_to("chat.update") if call.get("ts") == ts]
+
+
+def headline(text: str) -> str:
+    """ "✅ Codegen run #1000: Complete, finished in 31 s · fix it" → "Complete"."""
+    after = text.split(": ", 1)[1] if ": " in text else text
+    return after.split(",", 1)[0].strip()
+
+
+def final_replies(
+    chat: Conversation, root: str, *, kind: str = "final", channel: str = CHANNEL
+) -> list[dict[str, Any]]:
+    """The bot's replies in the thread carrying the run-finished metadata of `kind`."""
+    found = []
+    for message in chat.slack.bot_messages(channel, thread_ts=root):
+        metadata = message.get("metadata") or {}
+        payload = metadata.get("event_payload") or {}
+        if metadata.get("event_type") == FINAL_REPLY_EVENT and payload.get("kind") == kind:
+            found.append(message)
+    return found
+
+
+def text_of(message: dict[str, Any]) -> str:
+    return all_text(message)

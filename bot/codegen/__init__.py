@@ -1,0 +1,1 @@
+"""The Codegen API as documented: typed models, the client, how its errors map."""

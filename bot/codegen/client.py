@@ -1,15 +1,8 @@
 """Async client of the Codegen API: one method per endpoint, typed models in, typed errors out.
 
-Every call is one HTTP request with explicit timeouts. Failures come back as the typed errors of
-`bot.codegen.errors`, carrying the server's own message (or, for 422, its `detail` list):
-
-    402 → PlanLimitReached      403 (and 401) → Forbidden
-    404 on create → NoReposFound, on get/resume → RunNotFound, elsewhere → NotFound
-    422 → InvalidRequest(detail=[...])      429 → RateLimited(retry_after=seconds)
-    5xx → Unavailable(ambiguous=True)
-    connect failure/timeout → Unavailable(ambiguous=False): the request never left
-    read/write timeout, dropped connection → Unavailable(ambiguous=True): it may have arrived
-    anything else (other statuses, bodies that do not parse) → UnexpectedResponse
+Every call is one HTTP request with explicit timeouts. Failures are the Codegen branch of the
+bot's error tree (bot.errors), chosen by bot.codegen.errors from the answer, carrying the
+server's own message.
 
 Reads (GET) retry transient failures with full-jitter exponential back-off through the injected
 `sleep`; a 429 is retried only when its Retry-After is short. Creates and resumes are never
@@ -23,51 +16,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from bot.clock import Clock, SystemClock
-from bot.codegen.errors import (
-    CodegenError,
-    Forbidden,
-    InvalidRequest,
-    NoReposFound,
-    NotFound,
-    PlanLimitReached,
-    RateLimited,
-    RunNotFound,
-    Unavailable,
-    UnexpectedResponse,
-)
+from bot.clock import Clock, SystemClock, full_jitter
+from bot.codegen.errors import error_for_response, error_for_transport
 from bot.codegen.models import (
-    AgentRunLimitReachedErrorResponse,
-    AgentRunNotFoundErrorResponse,
     AgentRunResponse,
-    APIRateLimitErrorResponse,
     CreateAgentRunInput,
-    NoReposFoundInOrgErrorResponse,
     Page,
-    PermissionsErrorResponse,
     RepoResponse,
     ResumeAgentRunInput,
     UserResponse,
 )
+from bot.errors import CodegenError, RateLimited, Unavailable, UnexpectedResponse
 
 log = logging.getLogger(__name__)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
-# Longest Retry-After we believe; a larger value is more likely a bug than a plan.
-MAX_RETRY_AFTER_SECONDS: Final = 3600.0
 # A read answered 429 is retried in place only when the wait is this short; longer waits go
 # back to the caller, whose rate limiter blocks the whole org.
 MAX_INLINE_RETRY_AFTER_SECONDS: Final = 5.0
@@ -76,36 +49,6 @@ BACKOFF_CAP_SECONDS: Final = 8.0
 PAGE_LIMIT: Final = 100
 
 Observer = Callable[[str, int | None], None]
-
-
-def parse_retry_after(value: str | None, *, now: datetime, default: float = 60.0) -> float:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date.
-
-    Clamped to [0, MAX_RETRY_AFTER_SECONDS]; `default` when absent or unreadable.
-    """
-    if value is None or not value.strip():
-        return default
-    text = value.strip()
-    seconds: float
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return default
-        if when.tzinfo is None:  # "-0000" zone: RFC 5322 says UTC with unknown origin
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
-    if not math.isfinite(seconds):
-        return default
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
-
-
-def backoff_delay(attempt: int, *, rng: random.Random) -> float:
-    """Full jitter: uniform in [0, min(cap, base·2^attempt)] (attempt 0 is the first retry)."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2**attempt))
-    return rng.uniform(0.0, ceiling)
 
 
 class CodegenClient:
@@ -215,14 +158,6 @@ class CodegenClient:
     async def current_user(self) -> UserResponse:
         return await self._read("current_user", "/v1/users/me", UserResponse)
 
-    async def list_users(self, *, skip: int = 0, limit: int = PAGE_LIMIT) -> Page[UserResponse]:
-        return await self._read(
-            "list_users",
-            f"/v1/organizations/{self._org_id}/users",
-            Page[UserResponse],
-            params={"skip": skip, "limit": limit},
-        )
-
     async def list_repos(self, *, skip: int = 0, limit: int = PAGE_LIMIT) -> Page[RepoResponse]:
         return await self._read(
             "list_repos",
@@ -230,16 +165,6 @@ class CodegenClient:
             Page[RepoResponse],
             params={"skip": skip, "limit": limit},
         )
-
-    async def all_repos(self) -> list[RepoResponse]:
-        """Every repository of the org, following pages until the total is reached."""
-        repos: list[RepoResponse] = []
-        while True:
-            page = await self.list_repos(skip=len(repos), limit=PAGE_LIMIT)
-            repos.extend(page.items)
-            # An empty page ends the walk even if `total` claims more: never loop forever.
-            if not page.items or len(repos) >= page.total:
-                return repos
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -265,7 +190,12 @@ class CodegenClient:
                         raise
                     delay = error.retry_after
                 else:
-                    delay = backoff_delay(attempt, rng=self._rng)
+                    delay = full_jitter(
+                        attempt,
+                        base=BACKOFF_BASE_SECONDS,
+                        cap=BACKOFF_CAP_SECONDS,
+                        rand=self._rng.random(),
+                    )
                 attempt += 1
                 log.warning(
                     "codegen %s failed (%s), retry %d/%d in %.2f s",
@@ -291,11 +221,11 @@ class CodegenClient:
             response = await self._http.request(method, path, params=params, json=json)
         except httpx.HTTPError as error:
             self._observe(endpoint, None)
-            raise _transport_error(endpoint, error) from None
+            raise error_for_transport(endpoint, error) from None
         self._observe(endpoint, response.status_code)
         if response.is_success:
             return response
-        raise self._status_error(endpoint, response)
+        raise error_for_response(endpoint, response, now=self._clock.now())
 
     def _observe(self, endpoint: str, status_code: int | None) -> None:
         if self._observer is None:
@@ -304,38 +234,6 @@ class CodegenClient:
             self._observer(endpoint, status_code)
         except Exception:  # metrics must never break an API call
             log.exception("codegen observer failed for %s", endpoint)
-
-    def _status_error(self, endpoint: str, response: httpx.Response) -> CodegenError:
-        status = response.status_code
-        body = _json_or_none(response)
-        if status == 402:
-            return PlanLimitReached(_message(body, AgentRunLimitReachedErrorResponse().message))
-        if status in (401, 403):
-            return Forbidden(_message(body, PermissionsErrorResponse().message), status_code=status)
-        if status == 404:
-            if endpoint == "create_run":
-                return NoReposFound(_message(body, NoReposFoundInOrgErrorResponse().message))
-            if endpoint in ("get_run", "resume_run"):
-                return RunNotFound(_message(body, AgentRunNotFoundErrorResponse().message))
-            return NotFound(_message(body, "Not found."))
-        if status == 422:
-            detail = _validation_detail(body)
-            return InvalidRequest(_validation_message(body, detail), detail=detail)
-        if status == 429:
-            retry_after = parse_retry_after(
-                response.headers.get("Retry-After"), now=self._clock.now()
-            )
-            return RateLimited(
-                _message(body, APIRateLimitErrorResponse().message), retry_after=retry_after
-            )
-        if status >= 500:
-            return Unavailable(
-                f"Codegen API answered {status} to {endpoint}", status_code=status, ambiguous=True
-            )
-        return UnexpectedResponse(
-            f"Codegen API answered {status} to {endpoint}: {_message(body, '(no message)')}",
-            status_code=status,
-        )
 
 
 # -- pure helpers ------------------------------------------------------------------------------
@@ -355,52 +253,6 @@ def _parse(response: httpx.Response, model: type[ModelT]) -> ModelT:
             f"{model.__name__}: {problems}",
             status_code=response.status_code,
         ) from None
-
-
-def _json_or_none(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _message(body: Any, default: str) -> str:
-    """The server's own message: `message`, or FastAPI's string `detail`, else the default."""
-    if isinstance(body, dict):
-        for key in ("message", "detail"):
-            value = body.get(key)
-            if isinstance(value, str) and value.strip():
-                return value
-    return default
-
-
-def _validation_detail(body: Any) -> list[dict[str, Any]]:
-    if isinstance(body, dict) and isinstance(body.get("detail"), list):
-        return [item for item in body["detail"] if isinstance(item, dict)]
-    return []
-
-
-def _validation_message(body: Any, detail: list[dict[str, Any]]) -> str:
-    if not detail:
-        return _message(body, "Codegen API refused the request (422).")
-    parts = []
-    for item in detail:
-        loc = ".".join(str(p) for p in item.get("loc", []) if p != "body") or "request"
-        parts.append(f"{loc}: {item.get('msg', 'invalid')}")
-    return "Codegen API refused the request: " + "; ".join(parts)
-
-
-def _transport_error(endpoint: str, error: httpx.HTTPError) -> Unavailable:
-    """Whether the request may have reached the server decides `ambiguous`."""
-    kind = type(error).__name__
-    if isinstance(error, httpx.ConnectTimeout | httpx.ConnectError | httpx.PoolTimeout):
-        # Never sent: no connection (or no free connection in our pool) was obtained.
-        return Unavailable(f"Codegen API unreachable on {endpoint} ({kind})", ambiguous=False)
-    if isinstance(error, httpx.TimeoutException):
-        return Unavailable(
-            f"Codegen API timed out on {endpoint} after sending ({kind})", ambiguous=True
-        )
-    return Unavailable(f"Codegen API connection failed on {endpoint} ({kind})", ambiguous=True)
 
 
 def _describe(error: CodegenError) -> str:

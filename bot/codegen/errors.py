@@ -1,98 +1,121 @@
-"""Typed failures of the Codegen API, each carrying the server's own message.
+"""How the Codegen API's answers map onto the Codegen branch of the bot's error tree.
 
-The dispatcher decides what to do from the type alone: `retryable` says whether sending the same
-request again may succeed, `ambiguous` whether the request may have reached Codegen anyway.
-Nothing here ever holds the API token.
+The classes themselves live in `bot.errors` (drawn there); this module only decides which one
+an answer is, carrying the server's own message (or, for 422, its `detail` list):
+
+    402 → PlanLimitReached      403 (and 401) → Forbidden
+    404 on create → NoReposFound, on get/resume → RunNotFound, elsewhere → NotFound
+    422 → InvalidRequest(detail=[...])      429 → RateLimited(retry_after=seconds)
+    5xx → Unavailable(ambiguous=True)
+    connect failure/timeout → Unavailable(ambiguous=False): the request never left
+    read/write timeout, dropped connection → Unavailable(ambiguous=True): it may have arrived
+    anything else (other statuses, bodies that do not parse) → UnexpectedResponse
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+import httpx
 
-class CodegenError(Exception):
-    status_code: int | None = None
-    retryable = False
-    # True when the server may have acted on the request (timeout after sending, 5xx, dropped
-    # connection): before sending a create again, look for its request_id in recent runs.
-    ambiguous = False
+from bot.clock import parse_retry_after
+from bot.codegen.models import (
+    AgentRunLimitReachedErrorResponse,
+    AgentRunNotFoundErrorResponse,
+    APIRateLimitErrorResponse,
+    NoReposFoundInOrgErrorResponse,
+    PermissionsErrorResponse,
+)
+from bot.errors import (
+    CodegenError,
+    Forbidden,
+    InvalidRequest,
+    NoReposFound,
+    NotFound,
+    PlanLimitReached,
+    RateLimited,
+    RunNotFound,
+    Unavailable,
+    UnexpectedResponse,
+)
 
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if status_code is not None:
-            self.status_code = status_code
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(status_code={self.status_code!r}, message={self.message!r})"
-
-
-class PlanLimitReached(CodegenError):
-    """402: the billing plan's run allowance is used up."""
-
-    status_code = 402
-
-
-class Forbidden(CodegenError):
-    """403: the token has no access to the organization (or is wrong)."""
-
-    status_code = 403
+__all__ = ["error_for_response", "error_for_transport"]
 
 
-class NotFound(CodegenError):
-    """404: the run does not exist, or (on create) the organization has no repositories."""
-
-    status_code = 404
-
-
-class NoReposFound(NotFound):
-    """404 on create: the organization has no repositories."""
-
-
-class RunNotFound(NotFound):
-    """404 on get/resume: no such agent run in this organization."""
-
-
-class InvalidRequest(CodegenError):
-    """422: the API refused a field; `detail` holds its list of {loc, msg, type}."""
-
-    status_code = 422
-
-    def __init__(self, message: str, *, detail: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message, status_code=422)
-        self.detail = detail or []
-
-    def fields(self) -> list[str]:
-        """Dotted names of the refused fields, without the leading 'body'."""
-        names = []
-        for item in self.detail:
-            loc = [str(part) for part in item.get("loc", []) if part != "body"]
-            names.append(".".join(loc) or "request")
-        return names
-
-
-class RateLimited(CodegenError):
-    """429: wait `retry_after` seconds before calling this organization again."""
-
-    status_code = 429
-    retryable = True
-
-    def __init__(self, message: str, *, retry_after: float) -> None:
-        super().__init__(message, status_code=429)
-        self.retry_after = retry_after
+def error_for_response(endpoint: str, response: httpx.Response, *, now: datetime) -> CodegenError:
+    """The error for a non-2xx answer to `endpoint` (named like the client's methods)."""
+    status = response.status_code
+    body = _json_or_none(response)
+    if status == 402:
+        return PlanLimitReached(_message(body, AgentRunLimitReachedErrorResponse().message))
+    if status in (401, 403):
+        return Forbidden(_message(body, PermissionsErrorResponse().message), status_code=status)
+    if status == 404:
+        if endpoint == "create_run":
+            return NoReposFound(_message(body, NoReposFoundInOrgErrorResponse().message))
+        if endpoint in ("get_run", "resume_run"):
+            return RunNotFound(_message(body, AgentRunNotFoundErrorResponse().message))
+        return NotFound(_message(body, "Not found."))
+    if status == 422:
+        detail = _validation_detail(body)
+        return InvalidRequest(_validation_message(body, detail), detail=detail)
+    if status == 429:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), now=now)
+        return RateLimited(
+            _message(body, APIRateLimitErrorResponse().message), retry_after=retry_after
+        )
+    if status >= 500:
+        return Unavailable(
+            f"Codegen API answered {status} to {endpoint}", status_code=status, ambiguous=True
+        )
+    return UnexpectedResponse(
+        f"Codegen API answered {status} to {endpoint}: {_message(body, '(no message)')}",
+        status_code=status,
+    )
 
 
-class Unavailable(CodegenError):
-    """5xx, timeouts and connection errors: transient; may or may not have reached the API."""
+def error_for_transport(endpoint: str, error: httpx.HTTPError) -> Unavailable:
+    """Whether the request may have reached the server decides `ambiguous`."""
+    kind = type(error).__name__
+    if isinstance(error, httpx.ConnectTimeout | httpx.ConnectError | httpx.PoolTimeout):
+        # Never sent: no connection (or no free connection in our pool) was obtained.
+        return Unavailable(f"Codegen API unreachable on {endpoint} ({kind})", ambiguous=False)
+    if isinstance(error, httpx.TimeoutException):
+        return Unavailable(
+            f"Codegen API timed out on {endpoint} after sending ({kind})", ambiguous=True
+        )
+    return Unavailable(f"Codegen API connection failed on {endpoint} ({kind})", ambiguous=True)
 
-    retryable = True
 
-    def __init__(
-        self, message: str, *, status_code: int | None = None, ambiguous: bool = True
-    ) -> None:
-        super().__init__(message, status_code=status_code)
-        self.ambiguous = ambiguous
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
-class UnexpectedResponse(CodegenError):
-    """Any other status, or a body that does not match the documented shape."""
+def _message(body: Any, default: str) -> str:
+    """The server's own message: `message`, or FastAPI's string `detail`, else the default."""
+    if isinstance(body, dict):
+        for key in ("message", "detail"):
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                return value
+    return default
+
+
+def _validation_detail(body: Any) -> list[dict[str, Any]]:
+    if isinstance(body, dict) and isinstance(body.get("detail"), list):
+        return [item for item in body["detail"] if isinstance(item, dict)]
+    return []
+
+
+def _validation_message(body: Any, detail: list[dict[str, Any]]) -> str:
+    if not detail:
+        return _message(body, "Codegen API refused the request (422).")
+    parts = []
+    for item in detail:
+        loc = ".".join(str(p) for p in item.get("loc", []) if p != "body") or "request"
+        parts.append(f"{loc}: {item.get('msg', 'invalid')}")
+    return "Codegen API refused the request: " + "; ".join(parts)

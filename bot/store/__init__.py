@@ -1,0 +1,1 @@
+"""The bot's own tables and the stores over them (one facade: store.Store)."""

@@ -1,13 +1,16 @@
 """The bot's own tables: everything that must survive a restart or be shared by replicas.
 
 Times are stored as naive UTC (UTCDateTime) so that SQLite, which compares them as strings, and
-PostgreSQL order them the same way.
+PostgreSQL order them the same way. The states a row moves through are enums stored as their
+string values (EnumText), and the options a request runs with are a model (StoredOptions)
+stored as JSON: code never reads a bare string or a JSON bag.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -26,6 +29,10 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from bot.requests import StoredOptions, Trigger
+
+EnumT = TypeVar("EnumT", bound=StrEnum)
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=False)
@@ -42,6 +49,40 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value is not None else None
 
 
+class EnumText(TypeDecorator[EnumT], Generic[EnumT]):
+    """A StrEnum stored as its value in a VARCHAR (no database enum type to migrate)."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[EnumT], length: int = 16) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: EnumT | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> EnumT | None:
+        return None if value is None else self.enum(value)
+
+
+class OptionsJSON(TypeDecorator[StoredOptions]):
+    """StoredOptions as JSON (a plain dict is accepted on the way in)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(
+        self, value: StoredOptions | dict[str, Any] | None, dialect: Dialect
+    ) -> dict[str, Any]:
+        if value is None:
+            return StoredOptions().model_dump(mode="json")
+        return StoredOptions.model_validate(value).model_dump(mode="json")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> StoredOptions:
+        return StoredOptions.model_validate(value or {})
+
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -56,15 +97,46 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012
 
 
-class RequestStatus:
+class RequestStatus(StrEnum):
     PENDING = "pending"  # waiting to be sent (or re-sent after a transient failure)
     DISPATCHED = "dispatched"  # Codegen accepted it; run_id is set
     FAILED = "failed"  # the user has been told why; never retried
 
 
-class RequestKind:
+class RequestKind(StrEnum):
     CREATE = "create"
     RESUME = "resume"
+
+
+class ReplyKind(StrEnum):
+    """The once-only thread replies of a run."""
+
+    FINAL = "final"  # the run ended: summary and pull requests
+    PAUSE = "pause"  # the run is PAUSED: the agent's question, asking for a reply
+
+
+class ReplyState(StrEnum):
+    """TrackedRun.final_reply_state: none → posting → posted, per reply kind. "posting" after
+    a crash means "look in the thread for it before posting again"."""
+
+    NONE = "none"
+    FINAL_POSTING = "posting"
+    FINAL_POSTED = "posted"
+    PAUSE_POSTING = "pause-posting"
+    PAUSE_POSTED = "pause-posted"
+
+    @classmethod
+    def posting(cls, kind: ReplyKind) -> ReplyState:
+        return cls.FINAL_POSTING if kind is ReplyKind.FINAL else cls.PAUSE_POSTING
+
+    @classmethod
+    def posted(cls, kind: ReplyKind) -> ReplyState:
+        return cls.FINAL_POSTED if kind is ReplyKind.FINAL else cls.PAUSE_POSTED
+
+    @property
+    def pause_reply(self) -> bool:
+        """Some pause reply was begun (it may have been posted)."""
+        return self in (ReplyState.PAUSE_POSTING, ReplyState.PAUSE_POSTED)
 
 
 class QueuedRequest(Base):
@@ -74,14 +146,16 @@ class QueuedRequest(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # uuid, also in metadata
     org_id: Mapped[int] = mapped_column(BigInteger)
-    kind: Mapped[str] = mapped_column(String(16), default=RequestKind.CREATE)
-    status: Mapped[str] = mapped_column(String(16), default=RequestStatus.PENDING)
+    kind: Mapped[RequestKind] = mapped_column(EnumText(RequestKind), default=RequestKind.CREATE)
+    status: Mapped[RequestStatus] = mapped_column(
+        EnumText(RequestStatus), default=RequestStatus.PENDING
+    )
 
     prompt: Mapped[str] = mapped_column(Text)
     images: Mapped[list[Any]] = mapped_column(JSON, default=list)  # data URIs
     skipped_files: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    # Resolved repo/model/agent with the source of each ({"repo_id": {"value":…, "source":…}}).
-    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Resolved repo/model/agent with the source of each, and the repository id.
+    options: Mapped[StoredOptions] = mapped_column(OptionsJSON, default=StoredOptions)
     run_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     resume_run_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     parent_run_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -96,7 +170,7 @@ class QueuedRequest(Base):
     team_id: Mapped[str] = mapped_column(String(32))
     channel_id: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[str] = mapped_column(String(32))
-    trigger: Mapped[str] = mapped_column(String(32))
+    trigger: Mapped[Trigger] = mapped_column(EnumText(Trigger, 32))
     thread_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
     message_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
     card_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -115,6 +189,10 @@ class QueuedRequest(Base):
 
     __table_args__ = (Index("ix_queued_requests_due", "status", "next_attempt_at"),)
 
+    def queue_key(self) -> tuple[datetime, str]:
+        """Queue order: oldest first, the id breaking ties (the same in every query)."""
+        return self.created_at, self.id
+
 
 class TrackedRun(Base):
     """A Codegen agent run the bot reports on, with its own next poll time."""
@@ -125,7 +203,7 @@ class TrackedRun(Base):
     org_id: Mapped[int] = mapped_column(BigInteger)
     request_id: Mapped[str] = mapped_column(ForeignKey("queued_requests.id"))
     prompt: Mapped[str] = mapped_column(Text, default="")
-    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    options: Mapped[StoredOptions] = mapped_column(OptionsJSON, default=StoredOptions)
 
     status: Mapped[str | None] = mapped_column(String(64), nullable=True)
     web_url: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -145,9 +223,10 @@ class TrackedRun(Base):
     poll_interval: Mapped[float] = mapped_column(Float)
     # The status whose card edit and reactions have been done (conditional update decides).
     notified_status: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    # none → posting → posted: the final reply is posted once; 'posting' after a crash means
-    # "look in the thread for it before posting again".
-    final_reply_state: Mapped[str] = mapped_column(String(16), default="none")
+    # The final reply (and a pause's question) are posted once: see ReplyState.
+    final_reply_state: Mapped[ReplyState] = mapped_column(
+        EnumText(ReplyState), default=ReplyState.NONE
+    )
     final_reply_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
     stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
@@ -163,6 +242,10 @@ class TrackedRun(Base):
         Index("ix_tracked_runs_due", "tracking", "next_poll_at"),
         Index("ix_tracked_runs_thread", "channel_id", "thread_ts"),
     )
+
+    def queue_key(self) -> tuple[datetime, str]:
+        """Poll order: most overdue first, the id breaking ties."""
+        return self.next_poll_at, f"{self.id:020d}"
 
 
 class SeenEvent(Base):

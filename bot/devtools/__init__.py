@@ -1,0 +1,1 @@
+"""Stand-ins that ship with the bot: a fake Slack, the Codegen emulator, the console."""

@@ -1,0 +1,79 @@
+"""One-shot instructions for the emulator's next calls (see the package docstring)."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ScriptedFailure:
+    status: int
+    message: str | None = None
+    retry_after: float | str | None = None
+    detail: list[dict[str, Any]] | None = None
+    after_creating: bool = False
+
+
+class EmulatorScript:
+    """One-shot instructions for the next calls; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.create_failures: deque[ScriptedFailure] = deque()
+        self.resume_failures: deque[ScriptedFailure] = deque()
+        self.read_failures: deque[ScriptedFailure] = deque()
+        self.create_delays: deque[float] = deque()
+        self.read_delays: deque[float] = deque()
+        self.create_hangs: deque[float] = deque()
+        self.run_endings: deque[str] = deque()
+        self.resume_endings: deque[str] = deque()
+
+    def fail_next_create(
+        self,
+        status: int,
+        *,
+        message: str | None = None,
+        retry_after: float | str | None = None,
+        detail: list[dict[str, Any]] | None = None,
+        after_creating: bool = False,
+        times: int = 1,
+    ) -> None:
+        failure = ScriptedFailure(status, message, retry_after, detail, after_creating)
+        self.create_failures.extend([failure] * times)
+
+    def fail_next_resume(
+        self,
+        status: int,
+        *,
+        message: str | None = None,
+        retry_after: float | str | None = None,
+        detail: list[dict[str, Any]] | None = None,
+        times: int = 1,
+    ) -> None:
+        self.resume_failures.extend([ScriptedFailure(status, message, retry_after, detail)] * times)
+
+    def fail_next_read(
+        self,
+        status: int,
+        *,
+        message: str | None = None,
+        retry_after: float | str | None = None,
+        times: int = 1,
+    ) -> None:
+        self.read_failures.extend([ScriptedFailure(status, message, retry_after)] * times)
+
+    def delay_next_create(self, seconds: float) -> None:
+        self.create_delays.append(seconds)
+
+    def delay_next_read(self, seconds: float) -> None:
+        self.read_delays.append(seconds)
+
+    def create_then_hang(self, seconds: float) -> None:
+        self.create_hangs.append(seconds)
+
+    def next_run_ends(self, status: str) -> None:
+        self.run_endings.append(status)
+
+    def next_resume_ends(self, status: str) -> None:
+        self.resume_endings.append(status)

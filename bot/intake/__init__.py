@@ -1,0 +1,1 @@
+"""Intake: what people ask in Slack becomes a committed, prepared queue entry."""

@@ -1,0 +1,270 @@
+"""Everything between "committed" and "ready to send", for intake and the dispatcher alike.
+
+Intake prepares a request right after committing it; the dispatcher prepares a row whose
+preparation a crash cut short (its intake lease expired). Both receive the same Preparer, so
+neither knows the other. Preparing a request:
+
+* resolves its options (inline beats the channel's defaults, which beat the organization's)
+  and its repository, and refuses bad input before anything is posted, so a refused request
+  leaves nothing behind in Slack;
+* decides where the bot reports: a slash command gets a root message to thread on, in the
+  channel when the bot can post there, else in a DM with the requester;
+* turns a request in a thread that already has a run into a resume of that run, and gives a
+  new run in a thread the thread's earlier messages as quoted context;
+* downloads the images, reacts 👀, posts the "Queued" card and lists any file left out.
+
+What it works out is written in one fenced update (bot.store.requests.PreparedRequest).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import httpx
+
+from bot.clock import Clock
+from bot.codegen.models import is_terminal
+from bot.config import Settings
+from bot.errors import RequestRefused, SlackError
+from bot.intake.catalog import RepoCatalog
+from bot.intake.context import ThreadContext
+from bot.intake.images import fetch_images
+from bot.intake.options import channel_options, org_options, resolve_options
+from bot.intake.replies import Replies
+from bot.requests import RunRequest, StoredOptions, Trigger
+from bot.slack.cards import REACTION_RECEIVED, RunCards
+from bot.slack.gateway import SlackGateway
+from bot.slack.render import render_request_root
+from bot.store.requests import PreparedRequest
+from bot.store.store import Store
+from bot.store.tables import QueuedRequest, RequestKind, TrackedRun
+
+log = logging.getLogger(__name__)
+
+RETIRED_CARD_NOTE = "Follow-up posted: see the newest card in this thread for what's next."
+
+
+class Preparer:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        slack: SlackGateway,
+        cards: RunCards,
+        catalog: RepoCatalog,
+        context: ThreadContext,
+        replies: Replies,
+        http: httpx.AsyncClient,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.slack = slack
+        self.cards = cards
+        self.catalog = catalog
+        self.context = context
+        self.replies = replies
+        self.http = http
+        self.clock = clock
+
+    async def prepare(self, row: QueuedRequest, *, owner: str, release: bool = True) -> bool:
+        """Prepare `row` (held by `owner`); False if the request was refused or the lease lost.
+
+        Intake releases its lease when done; the dispatcher, which prepares rows orphaned by a
+        crash, keeps it to send the request in the same pass."""
+        request = RunRequest.model_validate(row.request_json)
+        try:
+            prepared, card_ts = await self._prepare(row, request)
+        except RequestRefused as refused:
+            await self.store.requests.record_failed(
+                row.id, owner=owner, error=refused.message, now=self.clock.now()
+            )
+            await self.replies.to_requester(request, refused.message)
+            if row.card_ts:
+                await self.cards.show_request_failed(row, error=refused.message)
+            return False
+        now = self.clock.now()
+        written = await self.store.requests.record_prepared(
+            row.id, owner=owner, prepared=prepared, card_ts=card_ts, release=release, now=now
+        )
+        if not written:
+            log.warning("request %s was taken over during preparation", row.id)
+            return False
+        row.prepared = True
+        row.updated_at = now
+        if row.card_ts is None:
+            row.card_ts = card_ts
+        if release:
+            row.lease_owner = None
+            row.lease_expires_at = None
+        return True
+
+    async def _prepare(
+        self, row: QueuedRequest, request: RunRequest
+    ) -> tuple[PreparedRequest, str | None]:
+        """What the request becomes, and the ts of the card posted for it (if one was)."""
+        slack = request.slack
+        channel, thread_ts, message_ts = slack.channel_id, slack.thread_ts, slack.message_ts
+
+        # Input is checked before anything is posted. Defaults are those of the channel where
+        # the person asked, even when the bot has to report in a DM instead.
+        options = await self._resolve_options(request)
+
+        # Where to report. A slash command has no message: post a root message to thread on.
+        if slack.trigger is Trigger.SLASH_COMMAND and not row.thread_ts:
+            channel, thread_ts = await self._post_root(request)
+            message_ts = thread_ts
+        thread_ts = thread_ts or message_ts
+
+        # A reply in a thread that already has a run continues that run.
+        previous = None
+        if slack.thread_ts and slack.trigger is not Trigger.SLASH_COMMAND:
+            previous = await self.store.runs.latest_in_thread(
+                channel_id=channel, thread_ts=slack.thread_ts
+            )
+        kind = RequestKind.RESUME if previous is not None else RequestKind.CREATE
+        trigger = Trigger.THREAD_REPLY if previous is not None else slack.trigger
+
+        prompt = request.prompt
+        files = list(request.files)
+        if kind is RequestKind.CREATE and slack.thread_ts and slack.thread_ts != message_ts:
+            context, context_files = await self.context.quote(
+                channel=channel, thread_ts=slack.thread_ts, before_ts=message_ts
+            )
+            if context:
+                prompt = f"{prompt}\n\n{context}"
+            files.extend(context_files)
+        batch = await fetch_images(
+            files,
+            http=self.http,
+            bot_token=self._bot_token(),
+            slack_api_url=self.settings.slack_api_url,
+            max_images=self.settings.max_images,
+            max_image_bytes=self.settings.max_image_bytes,
+            files_info=self.slack.file_info,
+        )
+        permalink = slack.permalink
+        if permalink is None and message_ts:
+            permalink = await self._permalink(channel, message_ts)
+
+        final_slack = slack.model_copy(
+            update={
+                "channel_id": channel,
+                "thread_ts": thread_ts,
+                "message_ts": message_ts,
+                "trigger": trigger,
+                "permalink": permalink,
+            }
+        )
+        final_request = request.model_copy(update={"slack": final_slack})
+        metadata = final_request.codegen_metadata(request_id=row.id)
+        if previous is not None:
+            metadata["parent_run_id"] = previous.id
+        prepared = PreparedRequest(
+            kind=kind,
+            prompt=prompt,
+            images=batch.data_uris,
+            skipped_files=[f"{s.name}: {s.reason}" for s in batch.skipped],
+            options=options,
+            run_metadata=metadata,
+            resume_run_id=previous.id if previous is not None else None,
+            channel_id=channel,
+            thread_ts=thread_ts,
+            message_ts=message_ts,
+            trigger=trigger,
+        )
+        prepared.apply_to(row)  # the card renders from the row
+
+        if message_ts:
+            await self.cards.react(channel, message_ts, REACTION_RECEIVED)
+        card_ts = None
+        if row.card_ts is None:
+            card_ts = await self.cards.post_request_card(row)
+        if previous is not None:
+            await self._retire_card(previous, card_ts or row.card_ts)
+        if batch.skipped:
+            listed = "\n".join(f"• {s.name}: {s.reason}" for s in batch.skipped)
+            # Logged by the gateway; the card and the run go on.
+            with contextlib.suppress(SlackError):
+                await self.slack.post(
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    text=f"I left out {len(batch.skipped)} attachment(s):\n{listed}",
+                )
+        return prepared, card_ts
+
+    async def _retire_card(self, previous: TrackedRun, new_card_ts: str | None) -> None:
+        """Point the run's card at the follow-up's card, which was posted just now.
+
+        When the resume goes through, the follow-up's card becomes the run's card, and the old
+        one would otherwise show a stale state for good. If Codegen refuses the resume, the run
+        goes on reporting on its old card (the next status change redraws it without the note)
+        and the new run has the new card. A finished run's card is left as it is."""
+        if not previous.card_ts or previous.card_ts == new_card_ts or is_terminal(previous.status):
+            return
+        await self.cards.show_run(previous, note=RETIRED_CARD_NOTE)
+
+    async def _post_root(self, request: RunRequest) -> tuple[str, str]:
+        """Post the message a slash command's run is threaded on: (channel, ts).
+
+        In the channel where the command was typed when the bot can post there; otherwise
+        (a private channel or a DM between other people, which the bot is not in) in a DM with
+        the requester, who is told how to invite the bot."""
+        root = render_request_root(request)
+        channel = request.slack.channel_id
+        if await self._is_member(channel):
+            try:
+                ts = await self.slack.post(channel=channel, text=root.text, blocks=root.blocks)
+            except SlackError:
+                pass  # try the DM below
+            else:
+                return channel, ts
+        try:
+            dm = await self.slack.open_dm(request.slack.user_id)
+            ts = await self.slack.post(channel=dm, text=root.text, blocks=root.blocks)
+        except SlackError:
+            raise RequestRefused(
+                "I cannot post in this channel and could not open a DM with you, so I did not "
+                "start a run. Invite me with `/invite @Codegen` and try again."
+            ) from None
+        if dm != channel:
+            await self.replies.to_requester(
+                request,
+                "I am not a member of this channel, so I will report on this run in a DM with "
+                "you. To follow runs here, invite me with `/invite @Codegen`.",
+            )
+        return dm, ts
+
+    async def _is_member(self, channel: str) -> bool:
+        """Whether the bot can post in `channel` (Slack hides private ones it is not in)."""
+        try:
+            info = await self.slack.channel_info(channel)
+        except SlackError:
+            return False
+        if info.get("is_im"):
+            # Slack shows the bot only DMs it is part of and may leave is_member out for them.
+            return info.get("is_member", True) is not False
+        return bool(info.get("is_member"))
+
+    async def _permalink(self, channel: str, ts: str) -> str | None:
+        try:
+            return await self.slack.permalink(channel=channel, ts=ts)
+        except SlackError:
+            return None  # the metadata goes without it
+
+    async def _resolve_options(self, request: RunRequest) -> StoredOptions:
+        defaults = await self.store.channels.defaults(request.slack.channel_id)
+        resolved = resolve_options(
+            request.options, channel_options(defaults), org_options(self.settings)
+        )
+        repo_value = resolved.repo.value
+        if repo_value is None:
+            return StoredOptions(resolved=resolved)
+        repo_id, label = await self.catalog.resolve(repo_value)
+        return StoredOptions(resolved=resolved, repo_id=repo_id, repo_label=label)
+
+    def _bot_token(self) -> str:
+        token = self.settings.slack_bot_token
+        return token.get_secret_value() if token is not None else ""

@@ -1,0 +1,45 @@
+"""Ephemeral answers to the person who asked: through the slash command's response_url when
+there is one, else chat.postEphemeral. Best effort: a lost hint must never lose a request."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+
+from bot.errors import SlackError
+from bot.requests import RunRequest
+from bot.slack.gateway import SlackGateway
+
+log = logging.getLogger(__name__)
+
+
+class Replies:
+    def __init__(self, *, slack: SlackGateway, http: httpx.AsyncClient) -> None:
+        self.slack = slack
+        self.http = http
+
+    async def to_requester(self, request: RunRequest, text: str) -> None:
+        """An ephemeral answer to the person who made `request`."""
+        if request.response_url:
+            try:
+                await self.http.post(
+                    request.response_url,
+                    json={"response_type": "ephemeral", "replace_original": False, "text": text},
+                )
+                return
+            except httpx.HTTPError as error:
+                log.warning("response_url failed (%s); falling back to chat.postEphemeral", error)
+        await self.whisper(
+            channel=request.slack.channel_id,
+            user=request.slack.user_id,
+            thread_ts=request.slack.thread_ts,
+            text=text,
+        )
+
+    async def whisper(self, *, channel: str, user: str, thread_ts: str | None, text: str) -> None:
+        """An ephemeral message to `user` in `channel` (in the thread, when given)."""
+        try:
+            await self.slack.ephemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
+        except SlackError as error:
+            log.warning("could not reply to %s in %s: %s", user, channel, error.error)

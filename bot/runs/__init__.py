@@ -1,0 +1,1 @@
+"""Runs: the dispatcher sends queued requests, the tracker follows runs to their end."""

@@ -1,0 +1,111 @@
+"""The organization's Codegen call budgets, kept in the store so every replica shares them.
+
+DESIGN.md: 10 creates/min and 60 reads/30 s, never more in any window of that length. A small
+safety margin is added to each window because our clock stamps a call when it leaves, and the
+API's limiter stamps it when it arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from functools import partial
+
+from bot.clock import Clock
+from bot.errors import BudgetExhausted
+from bot.metrics import Metrics
+from bot.runs.limits import queue_etas, wait_before_next
+from bot.store.store import Store
+
+log = logging.getLogger(__name__)
+
+CREATE = "create"
+READ = "read"
+CREATE_WINDOW = 60.0
+READ_WINDOW = 30.0
+READS_PER_WINDOW = 60
+
+
+class OrgBudget:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        org_id: int,
+        creates_per_minute: int,
+        reads_per_window: int = READS_PER_WINDOW,
+        margin: float = 1.0,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.org_id = org_id
+        self.limits = {
+            CREATE: (creates_per_minute, CREATE_WINDOW + margin),
+            READ: (reads_per_window, READ_WINDOW + margin),
+        }
+        self.metrics = metrics
+
+    async def try_spend(self, bucket: str, *, reserve: int = 0) -> float:
+        """Spend one call if it fits now: 0.0, else the seconds until one would.
+
+        `reserve` leaves that many calls of the window to others: the tracker, which could
+        use every read, keeps a few for the dispatcher's look-ups after ambiguous failures."""
+        limit, window = self.limits[bucket]
+        limit = max(1, limit - reserve)
+        now = self.clock.now()
+        wait = await self.store.budgets.try_spend(
+            org_id=self.org_id,
+            bucket=bucket,
+            window=window,
+            now=now,
+            wait_for=partial(wait_before_next, limit=limit, window=window, now=now),
+        )
+        if self.metrics is not None:
+            self.metrics.rate_limit_waited(bucket, wait)
+        return wait
+
+    async def spend_now(self, bucket: str) -> None:
+        """Spend one call now or raise BudgetExhausted (with the wait)."""
+        wait = await self.try_spend(bucket)
+        if wait > 0:
+            raise BudgetExhausted(bucket, wait)
+
+    async def spend_read(self, *, max_wait: float = 35.0) -> None:
+        """Wait (on the clock) for a read slot; raise BudgetExhausted past `max_wait`."""
+        waited = 0.0
+        while True:
+            wait = await self.try_spend(READ)
+            if wait <= 0:
+                return
+            if waited + wait > max_wait:
+                raise BudgetExhausted(READ, wait)
+            await self.clock.sleep(wait)
+            waited += wait
+
+    async def block_reads(self, seconds: float) -> None:
+        await self.block(READ, seconds)
+
+    async def block(self, bucket: str, seconds: float) -> None:
+        now = self.clock.now()
+        log.warning("codegen answered 429: %s calls blocked for %.1f s", bucket, seconds)
+        await self.store.budgets.block(
+            org_id=self.org_id, bucket=bucket, until=now + timedelta(seconds=seconds), now=now
+        )
+
+    async def queue_etas(self, count: int) -> list[float]:
+        """Seconds until each of the next `count` waiting creates can go out."""
+        limit, window = self.limits[CREATE]
+        now = self.clock.now()
+        state = await self.store.budgets.state(
+            org_id=self.org_id, bucket=CREATE, window=window, now=now
+        )
+        return queue_etas(
+            state.spent,
+            count=count,
+            limit=limit,
+            window=window,
+            now=now,
+            blocked_until=state.blocked_until,
+        )

@@ -1,0 +1,456 @@
+"""Queue → create/resume under the organization's shared create budget.
+
+One tick claims due requests in queue order and sends as many as the budget allows; the rest
+are released with their next attempt set to when the budget frees up, and their cards show
+their place. The dispatcher alone decides about retries (the client never retries a create).
+
+Nothing twice: before a create leaves, the request is marked ambiguous in the store. Whatever
+happens next (a timeout, a 5xx, the process killed), the next attempt first looks for the
+request's id in the metadata of recent runs and adopts the run it finds instead of sending the
+create again. Only an answer that proves nothing was created clears the mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.clock import Clock, full_jitter, parse_time, utc
+from bot.codegen.client import CodegenClient
+from bot.codegen.models import (
+    AgentRunResponse,
+    CreateAgentRunInput,
+    ResumeAgentRunInput,
+    StatusKind,
+    classify_status,
+)
+from bot.config import Settings
+from bot.errors import (
+    BudgetExhausted,
+    CodegenError,
+    Forbidden,
+    InvalidRequest,
+    NoReposFound,
+    NotFound,
+    PlanLimitReached,
+    RateLimited,
+    RunNotFound,
+    UnexpectedResponse,
+)
+from bot.intake.context import ThreadContext
+from bot.intake.prepare import Preparer
+from bot.logs import log_context
+from bot.metrics import Metrics
+from bot.runs.budget import CREATE, READ, OrgBudget
+from bot.slack.cards import RunCards, notified_key
+from bot.store.leases import new_lease_owner
+from bot.store.store import Store
+from bot.store.tables import QueuedRequest, RequestKind, TrackedRun
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 60.0
+BATCH = 25
+MAX_ATTEMPTS = 6
+RETRY_BASE = 2.0
+RETRY_CAP = 120.0
+# After an ambiguous failure: pages of recent runs (newest first) searched for the request_id,
+# stopping early once a page reaches runs older than the request (with room for clock skew).
+LOOKUP_PAGES = 5
+LOOKUP_SKEW = timedelta(minutes=10)
+# Queue notes name the predicted start in steps of this many seconds, so a waiting card is
+# edited when its place or its start changes, not every time the countdown moves.
+ETA_STEP = 10
+
+
+def failure_message(error: CodegenError) -> str:
+    """What the user reads on the card for a create that Codegen refused for good."""
+    if isinstance(error, PlanLimitReached):
+        return f"Codegen's plan limit is reached: {error.message}"
+    if isinstance(error, Forbidden):
+        return (
+            "The bot's Codegen token has no access to this organization "
+            f"(check CODEGEN_API_TOKEN and CODEGEN_ORG_ID): {error.message}"
+        )
+    if isinstance(error, NoReposFound):
+        return f"The Codegen organization has no repositories: {error.message}"
+    if isinstance(error, InvalidRequest):
+        fields = ", ".join(error.fields()) or "the request"
+        reasons = "; ".join(str(item.get("msg", "")) for item in error.detail) or error.message
+        return f"Codegen refused {fields}: {reasons}"
+    return f"Codegen refused the request: {error.message}"
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """The create budget is spent (or Codegen said 429): this and every later request wait."""
+
+    wait: float
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """Only this request waits (the read budget for its look-up is spent)."""
+
+    wait: float
+
+
+Outcome = bool | Blocked | Deferred
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        codegen: CodegenClient,
+        budget: OrgBudget,
+        cards: RunCards,
+        preparer: Preparer,
+        context: ThreadContext,
+        clock: Clock,
+        replica_id: str,
+        metrics: Metrics,
+        rand: Callable[[], float] = random.random,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.codegen = codegen
+        self.budget = budget
+        self.cards = cards
+        self.preparer = preparer
+        self.context = context
+        self.clock = clock
+        self.replica_id = replica_id
+        self.metrics = metrics
+        self.rand = rand
+        self.lease_seconds = lease_seconds
+        self._lock = asyncio.Lock()
+        self._again = False
+        self._kick: asyncio.Task[int] | None = None
+
+    def wake(self) -> None:
+        """Run a tick now (intake calls this so a request under the budget never waits)."""
+        if self._lock.locked():
+            self._again = True
+            return
+        if self._kick is None or self._kick.done():
+            self._kick = asyncio.create_task(self.tick())
+
+    async def idle(self) -> None:
+        """Wait for a tick started by wake() (tests, shutdown)."""
+        while self._kick is not None and not self._kick.done():
+            await asyncio.gather(self._kick, return_exceptions=True)
+
+    async def tick(self) -> int:
+        """One pass over the queue; returns how many requests were sent."""
+        sent = 0
+        async with self._lock:
+            while True:
+                self._again = False
+                sent += await self._pass()
+                if not self._again:
+                    break
+        return sent
+
+    async def _pass(self) -> int:
+        now = self.clock.now()
+        owner = new_lease_owner(self.replica_id)
+        rows = await self.store.requests.claim_due(
+            owner=owner, now=now, lease_seconds=self.lease_seconds, limit=BATCH
+        )
+        sent = 0
+        blocked_for: float | None = None
+        for row in rows:
+            if blocked_for is not None:
+                # Queue order: nobody overtakes a request that waits for the budget.
+                await self._release(row, owner, blocked_for)
+                continue
+            with log_context(request_id=row.id, channel_id=row.channel_id, user_id=row.user_id):
+                try:
+                    outcome = await self._dispatch(row, owner)
+                except Exception:
+                    log.exception("dispatch of request %s failed unexpectedly", row.id)
+                    # It may have reached Codegen: the next attempt looks before sending again.
+                    await self._retry(row, owner, "internal error", ambiguous=True)
+                    continue
+            if isinstance(outcome, Blocked):
+                blocked_for = outcome.wait
+                await self._release(row, owner, outcome.wait)
+            elif isinstance(outcome, Deferred):
+                await self._release(row, owner, outcome.wait)
+            elif outcome:
+                sent += 1
+        try:
+            await self.show_queue()
+        except Exception:
+            log.exception("showing queue places failed")
+        return sent
+
+    async def _dispatch(self, row: QueuedRequest, owner: str) -> Outcome:
+        """True: sent; False: handled otherwise; Blocked/Deferred: wait that long."""
+        if not row.prepared and not await self.preparer.prepare(row, owner=owner, release=False):
+            return False
+        if row.ambiguous:
+            try:
+                found = await self._find_sent(row)
+            except BudgetExhausted as spent:
+                return Deferred(spent.wait)
+            except CodegenError as error:
+                await self._retry(
+                    row, owner, f"looking for the earlier attempt: {error.message}", ambiguous=True
+                )
+                return False
+            if found is not None:
+                log.info("request %s had reached Codegen as run %s", row.id, found.id)
+                await self._record(row, owner, found)
+                return True
+        wait = await self.budget.try_spend(CREATE)
+        if wait > 0:
+            return Blocked(wait)
+        # From here on a crash, a timeout or a 5xx leaves the request marked: the next attempt
+        # looks for it at Codegen before sending it again.
+        if not await self.store.requests.mark_sending(row.id, owner=owner):
+            log.warning("request %s: lease lost before sending", row.id)
+            return False
+        try:
+            run = await self._send(row)
+        except RateLimited as error:
+            await self.budget.block(CREATE, error.retry_after)
+            await self.store.requests.mark_sending(row.id, owner=owner, sending=False)
+            return Blocked(error.retry_after)
+        except (NotFound, InvalidRequest) as error:
+            if row.kind is RequestKind.RESUME:
+                await self._fall_back_to_create(row, owner, error)
+                return False
+            await self._fail(row, owner, failure_message(error))
+            return False
+        except UnexpectedResponse as error:
+            if error.status_code is not None and 200 <= error.status_code < 300:
+                # Codegen accepted it, but the answer did not parse: the run may exist.
+                await self._retry(row, owner, error.message, ambiguous=True)
+            else:
+                await self._fail(row, owner, failure_message(error))
+            return False
+        except CodegenError as error:
+            if error.retryable:
+                await self._retry(row, owner, error.message, ambiguous=error.ambiguous)
+            else:
+                await self._fail(row, owner, failure_message(error))
+            return False
+        await self._record(row, owner, run)
+        return True
+
+    async def _send(self, row: QueuedRequest) -> AgentRunResponse:
+        images = list(row.images) or None
+        if row.kind is RequestKind.RESUME and row.resume_run_id is not None:
+            return await self.codegen.resume_run(
+                ResumeAgentRunInput(
+                    agent_run_id=row.resume_run_id, prompt=row.prompt, images=images
+                )
+            )
+        return await self.codegen.create_run(
+            CreateAgentRunInput(
+                prompt=row.prompt,
+                images=images,
+                metadata=row.run_metadata,
+                repo_id=row.options.repo_id,
+                model=row.options.model,
+                agent_type=row.options.agent_type,
+            )
+        )
+
+    async def _find_sent(self, row: QueuedRequest) -> AgentRunResponse | None:
+        """After an ambiguous failure: did the earlier attempt create (or resume) a run?"""
+        if row.kind is RequestKind.RESUME:
+            if row.resume_run_id is None:
+                return None
+            # Only a resume takes a run out of PAUSED: if it left, ours went through.
+            await self.budget.spend_now(READ)
+            try:
+                run = await self.codegen.get_run(row.resume_run_id)
+            except RunNotFound:
+                return None
+            paused = classify_status(run.status) is StatusKind.WAITING_FOR_INPUT
+            return None if paused else run
+        since = utc(row.created_at) - LOOKUP_SKEW
+        for page in range(LOOKUP_PAGES):
+            await self.budget.spend_now(READ)
+            runs = await self.codegen.list_runs(skip=page * 100, limit=100)
+            for run in runs.items:
+                if (run.metadata or {}).get("request_id") == row.id:
+                    return run
+            if len(runs.items) < 100:
+                break
+            oldest = parse_time(runs.items[-1].created_at)
+            if oldest is not None and oldest < since:
+                break  # newest first: the rest is older than the request
+        return None
+
+    async def _record(self, row: QueuedRequest, owner: str, run: AgentRunResponse) -> None:
+        now = self.clock.now()
+        request_json = row.request_json or {}
+        tracked = TrackedRun(
+            id=run.id,
+            org_id=row.org_id,
+            request_id=row.id,
+            prompt=request_json.get("prompt", row.prompt),
+            options=row.options,
+            status=run.status,
+            web_url=run.web_url,
+            summary=run.summary,
+            result=run.result,
+            pull_requests=[pr.model_dump(mode="json") for pr in run.github_pull_requests or []],
+            team_id=row.team_id,
+            channel_id=row.channel_id,
+            user_id=row.user_id,
+            thread_ts=row.thread_ts,
+            message_ts=row.message_ts,
+            card_ts=row.card_ts,
+            tracking=True,
+            next_poll_at=now + timedelta(seconds=self.settings.codegen_poll_min_seconds),
+            poll_interval=self.settings.codegen_poll_min_seconds,
+            notified_status=None,
+            created_at=now,
+            started_at=now,
+            last_change_at=now,
+            # Held while the card is edited, so the tracker cannot report on it at the same time.
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=self.lease_seconds),
+        )
+        if not await self.store.requests.record_dispatched(
+            row.id, owner=owner, run=tracked, now=now
+        ):
+            log.warning("request %s: lease lost before recording run %s", row.id, run.id)
+            return
+        self.metrics.runs_created_total.inc()
+        log.info("request %s → run %s", row.id, run.id, extra={"run_id": run.id})
+        stored = await self.store.runs.get(run.id) or tracked
+        if await self.store.runs.mark_notified(run.id, owner=owner, key=notified_key(run.status)):
+            card_before = stored.card_ts
+            shown = await self.cards.show_run(stored)
+            if stored.card_ts and stored.card_ts != card_before:
+                await self.store.requests.set_card(row.id, card_ts=stored.card_ts)
+            if not shown:  # Slack is down for now: the tracker edits the card on its next poll
+                await self.store.runs.unmark_notified(run.id, owner=owner, back_to=None)
+        await self.store.runs.release(run.id, owner=owner)
+
+    async def _fall_back_to_create(
+        self, row: QueuedRequest, owner: str, error: CodegenError
+    ) -> None:
+        """Codegen would not resume the run: start a new one that carries the thread along."""
+        previous = await self.store.runs.get(row.resume_run_id) if row.resume_run_id else None
+        parts = [row.prompt]
+        if previous is not None and previous.summary:
+            parts.append(
+                f"This continues Codegen run #{previous.id}, which could not be resumed "
+                f"({error.message}). Its summary:\n{previous.summary}"
+            )
+        if row.thread_ts:
+            context, _files = await self.context.quote(
+                channel=row.channel_id, thread_ts=row.thread_ts, before_ts=row.message_ts
+            )
+            if context:
+                parts.append(context)
+        metadata = dict(row.run_metadata)
+        metadata["parent_run_id"] = row.resume_run_id
+        await self.store.requests.restart_as_create(
+            row.id,
+            owner=owner,
+            prompt="\n\n".join(parts),
+            run_metadata=metadata,
+            now=self.clock.now(),
+        )
+        self._again = True
+
+    async def _retry(self, row: QueuedRequest, owner: str, error: str, *, ambiguous: bool) -> None:
+        if row.attempts + 1 >= MAX_ATTEMPTS:
+            if ambiguous:
+                # Before saying it failed: the last attempt may have created the run after all.
+                try:
+                    found = await self._find_sent(row)
+                except BudgetExhausted as spent:
+                    await self._release(row, owner, spent.wait)
+                    return
+                except CodegenError:
+                    found = None
+                if found is not None:
+                    await self._record(row, owner, found)
+                    return
+            await self._fail(
+                row, owner, f"Codegen could not be reached after {row.attempts + 1} tries: {error}"
+            )
+            return
+        delay = full_jitter(row.attempts, base=RETRY_BASE, cap=RETRY_CAP, rand=self.rand())
+        now = self.clock.now()
+        log.warning("request %s: %s; retrying in %.1f s", row.id, error, delay)
+        await self.store.requests.record_retry(
+            row.id,
+            owner=owner,
+            next_attempt_at=now + timedelta(seconds=delay),
+            ambiguous=ambiguous,
+            error=error,
+            now=now,
+        )
+
+    async def _fail(self, row: QueuedRequest, owner: str, message: str) -> None:
+        now = self.clock.now()
+        if await self.store.requests.record_failed(row.id, owner=owner, error=message, now=now):
+            log.warning("request %s failed: %s", row.id, message)
+            card_before = row.card_ts
+            await self.cards.show_request_failed(row, error=message)
+            if row.card_ts and row.card_ts != card_before:
+                await self.store.requests.set_card(row.id, card_ts=row.card_ts)
+
+    async def _release(self, row: QueuedRequest, owner: str, wait: float) -> None:
+        now = self.clock.now()
+        await self.store.requests.release(
+            row.id, owner=owner, next_attempt_at=now + timedelta(seconds=wait), now=now
+        )
+
+    async def show_queue(self) -> None:
+        """Put each waiting request's place and estimated start on its card, when it changes."""
+        waiting = [
+            row
+            for row in await self.store.requests.pending(org_id=self.budget.org_id)
+            if row.prepared
+        ]
+        self.metrics.requests_waiting.set(len(waiting))
+        if not waiting:
+            return
+        now = self.clock.now()
+        etas = await self.budget.queue_etas(len(waiting))
+        for ahead, (row, slot_eta) in enumerate(zip(waiting, etas, strict=True)):
+            # A request in back-off after a failure starts no sooner than its next attempt.
+            own = (utc(row.next_attempt_at) - now).total_seconds()
+            eta = max(slot_eta, own, 0.0)
+            if eta <= 0 and ahead == 0:
+                continue  # it goes out on the next pass; no need to announce a wait
+            if row.lease_owner and row.lease_expires_at and utc(row.lease_expires_at) > now:
+                continue  # someone is sending it right now
+            note = queue_note(ahead, now + timedelta(seconds=eta))
+            if row.queue_note != note and await self.store.requests.set_queue_note(row.id, note):
+                card_before = row.card_ts
+                await self.cards.show_request(
+                    row, phase="waiting", queue_ahead=ahead, eta_seconds=round_eta(eta)
+                )
+                if row.card_ts and row.card_ts != card_before:
+                    await self.store.requests.set_card(row.id, card_ts=row.card_ts)
+
+
+def round_eta(seconds: float) -> float:
+    """Estimates shown in 10 s steps, rounded up: "starts in about 40 s" never promises early."""
+    return float(max(ETA_STEP, -(-int(seconds * 1000) // (ETA_STEP * 1000)) * ETA_STEP))
+
+
+def queue_note(ahead: int, start_at: datetime) -> str:
+    """What a waiting card shows, as stored: its place and predicted start (in ETA_STEP steps).
+    A new note means a card edit."""
+    step = int(utc(start_at).timestamp() // ETA_STEP) * ETA_STEP
+    return f"{ahead} ahead, from {step}"

@@ -1,0 +1,303 @@
+"""The status card of each request and run, its reactions, and the run's thread replies.
+
+RunCards renders a request's or run's state (bot.slack.render) and puts it in Slack through
+the gateway. What a failure means here:
+
+* a card edit or post that Slack refuses for good is logged (by the gateway) and the run goes
+  on; one that Slack cannot take *now* (SlackUnavailable) makes `show_run` return False, so
+  the caller tries again later;
+* reactions are best effort: the card is what counts;
+* the final reply (and the pause reply) carry metadata (FINAL_REPLY_EVENT) so a reply posted
+  just before a crash can be found in the thread instead of being posted twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from bot.clock import Clock
+from bot.codegen.models import AgentRunResponse, StatusKind, classify_status, is_terminal
+from bot.errors import SlackError, SlackUnavailable
+from bot.slack.gateway import SlackGateway
+from bot.slack.render import CardView, Phase, RenderedMessage, render_card, render_final_reply
+from bot.slack.threads import thread_messages
+from bot.store.tables import QueuedRequest, ReplyKind, TrackedRun
+
+log = logging.getLogger(__name__)
+
+# The bot's own thread replies carry this metadata so they can be found again after a crash.
+FINAL_REPLY_EVENT = "codegen_run_finished"
+
+REACTION_RECEIVED = "eyes"
+REACTION_RUNNING = "hourglass_flowing_sand"
+REACTION_DONE = "white_check_mark"
+REACTION_FAILED = "x"
+# What each reaction replaces (the only ones the bot may have put there before it).
+_EARLIER_REACTIONS: dict[str, tuple[str, ...]] = {
+    REACTION_RUNNING: (REACTION_RECEIVED,),
+    REACTION_DONE: (REACTION_RECEIVED, REACTION_RUNNING),
+    REACTION_FAILED: (REACTION_RECEIVED, REACTION_RUNNING),
+}
+
+
+def run_phase(run: TrackedRun) -> Phase:
+    if run.stop_reason and run.tracking is False and not is_terminal(run.status):
+        return "tracking_stopped"
+    kind = classify_status(run.status)
+    if kind is StatusKind.IN_PROGRESS:
+        return "running"
+    if kind is StatusKind.WAITING_FOR_INPUT:
+        return "paused"
+    if kind is StatusKind.SUCCESS:
+        return "complete"
+    return "failed"
+
+
+def phase_reaction(phase: Phase) -> str | None:
+    """The reaction a card's phase puts on the triggering message (None: leave it)."""
+    return {
+        "running": REACTION_RUNNING,
+        "paused": REACTION_RUNNING,
+        "complete": REACTION_DONE,
+        "failed": REACTION_FAILED,
+    }.get(phase)
+
+
+def status_reaction(status: str | None) -> str | None:
+    """The reaction for a run status, as phase_reaction would give for its card."""
+    kind = classify_status(status)
+    if kind in (StatusKind.IN_PROGRESS, StatusKind.WAITING_FOR_INPUT):
+        return REACTION_RUNNING
+    if kind is StatusKind.SUCCESS:
+        return REACTION_DONE
+    return REACTION_FAILED
+
+
+def notified_key(status: str | None, note_kind: str | None = None) -> str:
+    """What TrackedRun.notified_status holds once the card shows `status` (and the watchdog
+    note of `note_kind`): the conditional update on it makes each card edit happen once."""
+    return f"{status or ''}|{note_kind or ''}"[:64]
+
+
+def notified_status(key: str | None) -> str | None:
+    """The run status a notified_key was made for (None: nothing shown yet)."""
+    if not key:
+        return None
+    return key.split("|", 1)[0] or None
+
+
+def as_api_run(run: TrackedRun) -> AgentRunResponse:
+    return AgentRunResponse(
+        id=run.id,
+        organization_id=run.org_id,
+        status=run.status,
+        web_url=run.web_url,
+        summary=run.summary,
+        result=run.result,
+        github_pull_requests=run.pull_requests or None,
+    )
+
+
+class RunCards:
+    """Renders a request's or run's state and puts it on its card, reactions included."""
+
+    def __init__(self, *, slack: SlackGateway, clock: Clock) -> None:
+        self.slack = slack
+        self.clock = clock
+
+    # -- requests (before there is a run) ----------------------------------------------------
+
+    def request_view(
+        self,
+        row: QueuedRequest,
+        *,
+        phase: Phase = "queued",
+        queue_ahead: int | None = None,
+        eta_seconds: float | None = None,
+        error: str | None = None,
+        note: str | None = None,
+    ) -> CardView:
+        return CardView(
+            phase=phase,
+            prompt=(row.request_json or {}).get("prompt", row.prompt),
+            requester_id=row.user_id,
+            run_id=row.resume_run_id,
+            options=row.options.resolved,
+            repo_label=row.options.repo_label,
+            created_at=row.created_at,
+            queue_ahead=queue_ahead,
+            eta_seconds=eta_seconds,
+            error=error,
+            note=note,
+        )
+
+    async def post_request_card(self, row: QueuedRequest) -> str | None:
+        """Post the request's first card: its ts, or None when Slack did not take it."""
+        note = f"sent to run #{row.resume_run_id}" if row.resume_run_id else None
+        message = render_card(self.request_view(row, note=note), now=self.clock.now())
+        try:
+            return await self.slack.post(
+                channel=row.channel_id,
+                thread_ts=row.thread_ts,
+                text=message.text,
+                blocks=message.blocks,
+                context=f"request={row.id}",
+            )
+        except SlackError:
+            return None
+
+    async def show_request(
+        self,
+        row: QueuedRequest,
+        *,
+        phase: Phase,
+        queue_ahead: int | None = None,
+        eta_seconds: float | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Edit the request's card (posting one if it has none: then `row.card_ts` changes and
+        the caller stores it). False if Slack did not take it."""
+        if not row.card_ts:
+            row.card_ts = await self.post_request_card(row)
+        if not row.card_ts:
+            return False
+        view = self.request_view(
+            row, phase=phase, queue_ahead=queue_ahead, eta_seconds=eta_seconds, error=error
+        )
+        message = render_card(view, now=self.clock.now())
+        try:
+            await self.slack.update(
+                channel=row.channel_id,
+                ts=row.card_ts,
+                text=message.text,
+                blocks=message.blocks,
+                context=f"request={row.id}",
+            )
+        except SlackError:
+            return False
+        return True
+
+    async def show_request_failed(self, row: QueuedRequest, *, error: str) -> None:
+        await self.show_request(row, phase="error", error=error)
+        await self.react(row.channel_id, row.message_ts, REACTION_FAILED)
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def run_view(self, run: TrackedRun, *, note: str | None = None) -> CardView:
+        return CardView(
+            phase=run_phase(run),
+            status=run.status,
+            prompt=run.prompt,
+            requester_id=run.user_id,
+            run_id=run.id,
+            web_url=run.web_url,
+            options=run.options.resolved,
+            repo_label=run.options.repo_label,
+            created_at=run.created_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            error=run.stop_reason if run.tracking is False else None,
+            note=note,
+        )
+
+    async def show_run(
+        self, run: TrackedRun, *, note: str | None = None, react: bool = True
+    ) -> bool:
+        """Put the run's state on its card (posting one if it has none: then `run.card_ts`
+        changes and the caller stores it) and move the reaction on the triggering message.
+
+        True when done, or refused by Slack for good (logged with the run id; tracking goes
+        on); False when Slack is unavailable for now and the edit should be tried again."""
+        view = self.run_view(run, note=note)
+        message = render_card(view, now=self.clock.now())
+        context = f"run={run.id}"
+        try:
+            if run.card_ts:
+                await self.slack.update(
+                    channel=run.channel_id,
+                    ts=run.card_ts,
+                    text=message.text,
+                    blocks=message.blocks,
+                    context=context,
+                )
+            else:
+                run.card_ts = await self.slack.post(
+                    channel=run.channel_id,
+                    thread_ts=run.thread_ts,
+                    text=message.text,
+                    blocks=message.blocks,
+                    context=context,
+                )
+        except SlackUnavailable:
+            return False
+        except SlackError:
+            pass  # refused for good: logged; the reactions and the run go on
+        reaction = phase_reaction(view.phase)
+        if react and reaction:
+            await self.react(run.channel_id, run.message_ts, reaction, context=context)
+        return True
+
+    async def react(self, channel: str, ts: str | None, name: str, *, context: str = "") -> None:
+        """Move the triggering message's reaction: 👀 → ⏳ → ✅ or ❌ (removing only what an
+        earlier step may have added). Best effort."""
+        if not ts:
+            return
+        earlier = _EARLIER_REACTIONS.get(name, ())
+        # Logged by the gateway; a reaction is not worth a retry.
+        with contextlib.suppress(SlackError):
+            await self.slack.react(
+                channel=channel, ts=ts, add=name, remove=earlier, context=context
+            )
+
+    # -- thread replies ----------------------------------------------------------------------
+
+    def reply_message(self, run: TrackedRun, *, kind: ReplyKind) -> RenderedMessage:
+        api_run = as_api_run(run)
+        if kind is ReplyKind.PAUSE:
+            # The agent's question is in `result`; the reply is there to ask it.
+            parts = [part for part in (run.summary, run.result) if part and part.strip()]
+            api_run = api_run.model_copy(
+                update={"summary": "\n\n".join(parts) or None, "result": None}
+            )
+        return render_final_reply(run=api_run, requester_id=run.user_id, now=self.clock.now())
+
+    async def post_reply(self, run: TrackedRun, *, kind: ReplyKind) -> str | None:
+        """Post the run's final reply (or the reply asking for input while it is PAUSED) in
+        its thread, mentioning the requester: its ts, or None if Slack refused for good.
+        SlackUnavailable (raised) means: try again later."""
+        message = self.reply_message(run, kind=kind)
+        try:
+            return await self.slack.post(
+                channel=run.channel_id,
+                thread_ts=run.thread_ts,
+                text=message.text,
+                blocks=message.blocks,
+                metadata={
+                    "event_type": FINAL_REPLY_EVENT,
+                    "event_payload": {"run_id": run.id, "kind": kind.value},
+                },
+                context=f"run={run.id}",
+            )
+        except SlackUnavailable:
+            raise
+        except SlackError:
+            return None
+
+    async def find_reply(self, run: TrackedRun, *, kind: ReplyKind) -> str | None:
+        """The ts of this run's reply of `kind` if it was posted (before a crash), else None.
+        Raises SlackError when the thread cannot be read now."""
+        if not run.thread_ts:
+            return None
+        async for message in thread_messages(
+            self.slack, channel=run.channel_id, thread_ts=run.thread_ts, include_metadata=True
+        ):
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if (
+                metadata.get("event_type") == FINAL_REPLY_EVENT
+                and str(payload.get("run_id")) == str(run.id)
+                and payload.get("kind", ReplyKind.FINAL.value) == kind.value
+            ):
+                return str(message["ts"])
+        return None

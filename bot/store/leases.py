@@ -1,0 +1,95 @@
+"""Leases: how work is handed to exactly one holder at a time.
+
+A claim marks due rows with a fresh owner token in one statement (`FOR UPDATE SKIP LOCKED` on
+PostgreSQL, a plain atomic UPDATE on SQLite), and every later write of that row names the
+token. A replica whose lease expired and was taken over finds its writes refused (they return
+False) and drops the work: the new holder owns it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.store.tables import QueuedRequest, TrackedRun
+
+RowT = TypeVar("RowT", QueuedRequest, TrackedRun)
+
+
+def new_lease_owner(replica_id: str) -> str:
+    """A token unique to one claim, so fencing tells apart two claims by the same replica."""
+    return f"{replica_id}:{uuid.uuid4().hex[:16]}"
+
+
+class Leases:
+    """Claims and fenced writes, shared by the request and run stores."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, is_postgres: bool) -> None:
+        self.sessions = sessions
+        self.is_postgres = is_postgres
+
+    async def claim(
+        self,
+        model: type[RowT],
+        *,
+        due: ColumnElement[bool],
+        order_by: Sequence[Any],
+        owner: str,
+        now: datetime,
+        lease_seconds: float,
+        limit: int,
+    ) -> list[RowT]:
+        """Up to `limit` rows matching `due` that nobody holds, now held by `owner`."""
+        free = or_(model.lease_expires_at.is_(None), model.lease_expires_at <= now)
+        candidates = select(model.id).where(due, free).order_by(*order_by).limit(limit)
+        if self.is_postgres:
+            candidates = candidates.with_for_update(skip_locked=True)
+        claim = (
+            update(model)
+            # Repeat the conditions: on SQLite the subquery and the update are one statement
+            # under the database write lock, on PostgreSQL the locked rows cannot change.
+            .where(model.id.in_(candidates.scalar_subquery()), due, free)
+            .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .returning(model)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.sessions.begin() as session:
+            rows = list((await session.scalars(claim)).all())
+        return sorted(rows, key=lambda row: row.queue_key())
+
+    async def write(self, model: type[RowT], key: Any, owner: str, **values: Any) -> bool:
+        """A write by the holder of the row's lease; False when the lease is no longer theirs.
+        Callers are the typed methods of the stores, never business code."""
+        statement = (
+            update(model)
+            .where(model.id == key, model.lease_owner == owner)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.sessions.begin() as session:
+            result = await session.execute(statement)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def release(self, model: type[RowT], key: Any, owner: str, **values: Any) -> bool:
+        return await self.write(
+            model, key, owner, lease_owner=None, lease_expires_at=None, **values
+        )
+
+    async def reap_expired(self, *, now: datetime) -> int:
+        """Clear leases whose holder died; claims ignore them anyway, this keeps rows tidy."""
+        total = 0
+        async with self.sessions.begin() as session:
+            for model in (QueuedRequest, TrackedRun):
+                result = await session.execute(
+                    update(model)
+                    .where(model.lease_expires_at <= now)
+                    .values(lease_owner=None, lease_expires_at=None)
+                    .execution_options(synchronize_session=False)
+                )
+                total += result.rowcount  # type: ignore[attr-defined]
+        return total

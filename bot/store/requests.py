@@ -1,0 +1,298 @@
+"""The outbox: requests committed before any call to Codegen, kept until a run id or a reason.
+
+Every write is a method with typed arguments; writes by the holder of a request's lease are
+fenced on its token (see leases.py) and return False when the lease was lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.requests import StoredOptions, Trigger
+from bot.store.leases import Leases
+from bot.store.tables import QueuedRequest, ReplyState, RequestKind, RequestStatus, TrackedRun
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """What preparing a request worked out: where the bot reports, create or resume, the
+    final prompt with its images and options. Written in one fenced update."""
+
+    kind: RequestKind
+    prompt: str
+    images: list[str]
+    skipped_files: list[str]
+    options: StoredOptions
+    run_metadata: dict[str, Any]
+    resume_run_id: int | None
+    channel_id: str
+    thread_ts: str | None
+    message_ts: str | None
+    trigger: Trigger
+
+    def apply_to(self, row: QueuedRequest) -> QueuedRequest:
+        """The row as it reads once this is written (cards render from the row)."""
+        row.kind = self.kind
+        row.prompt = self.prompt
+        row.images = list(self.images)
+        row.skipped_files = list(self.skipped_files)
+        row.options = self.options
+        row.run_metadata = dict(self.run_metadata)
+        row.resume_run_id = self.resume_run_id
+        row.parent_run_id = self.resume_run_id
+        row.channel_id = self.channel_id
+        row.thread_ts = self.thread_ts
+        row.message_ts = self.message_ts
+        row.trigger = self.trigger
+        return row
+
+
+class RequestStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], leases: Leases) -> None:
+        self.sessions = sessions
+        self.leases = leases
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def get(self, request_id: str) -> QueuedRequest | None:
+        async with self.sessions() as session:
+            return await session.get(QueuedRequest, request_id)
+
+    async def pending(self, *, org_id: int) -> list[QueuedRequest]:
+        """Every request still waiting to go out for this org, in queue order."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(QueuedRequest)
+                .where(
+                    QueuedRequest.org_id == org_id,
+                    QueuedRequest.status == RequestStatus.PENDING,
+                )
+                .order_by(QueuedRequest.created_at, QueuedRequest.id)
+            )
+            return list(rows.all())
+
+    async def count_pending(self) -> int:
+        async with self.sessions() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(QueuedRequest)
+                .where(QueuedRequest.status == RequestStatus.PENDING)
+            )
+        return int(count or 0)
+
+    async def recent(self, *, user_id: str, limit: int) -> list[QueuedRequest]:
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(QueuedRequest)
+                .where(QueuedRequest.user_id == user_id)
+                .order_by(QueuedRequest.created_at.desc())
+                .limit(limit)
+            )
+            return list(rows.all())
+
+    # -- the queue ---------------------------------------------------------------------------
+
+    async def add(self, request: QueuedRequest) -> QueuedRequest:
+        async with self.sessions.begin() as session:
+            session.add(request)
+        return request
+
+    async def claim_due(
+        self, *, owner: str, now: datetime, lease_seconds: float, limit: int
+    ) -> list[QueuedRequest]:
+        """Pending requests whose next attempt is due, oldest first."""
+        return await self.leases.claim(
+            QueuedRequest,
+            due=(QueuedRequest.status == RequestStatus.PENDING)
+            & (QueuedRequest.next_attempt_at <= now),
+            # The id breaks ties, so the queue order is the same in every query (places on cards).
+            order_by=(QueuedRequest.created_at, QueuedRequest.id),
+            owner=owner,
+            now=now,
+            lease_seconds=lease_seconds,
+            limit=limit,
+        )
+
+    async def release(
+        self, request_id: str, *, owner: str, next_attempt_at: datetime, now: datetime
+    ) -> bool:
+        """Give a request back untouched (e.g. the budget is spent) to be claimed again later."""
+        return await self.leases.release(
+            QueuedRequest, request_id, owner, next_attempt_at=next_attempt_at, updated_at=now
+        )
+
+    async def record_prepared(
+        self,
+        request_id: str,
+        *,
+        owner: str,
+        prepared: PreparedRequest,
+        card_ts: str | None,
+        release: bool,
+        now: datetime,
+    ) -> bool:
+        """Ready to send. `release`: give the lease back (intake); the dispatcher keeps it."""
+        values: dict[str, Any] = {
+            "kind": prepared.kind,
+            "prompt": prepared.prompt,
+            "images": list(prepared.images),
+            "skipped_files": list(prepared.skipped_files),
+            "options": prepared.options,
+            "run_metadata": prepared.run_metadata,
+            "resume_run_id": prepared.resume_run_id,
+            "parent_run_id": prepared.resume_run_id,
+            "channel_id": prepared.channel_id,
+            "thread_ts": prepared.thread_ts,
+            "message_ts": prepared.message_ts,
+            "trigger": prepared.trigger,
+            "prepared": True,
+            "updated_at": now,
+        }
+        if card_ts is not None:
+            values["card_ts"] = card_ts
+        if release:
+            values.update(lease_owner=None, lease_expires_at=None)
+        return await self.leases.write(QueuedRequest, request_id, owner, **values)
+
+    async def mark_sending(self, request_id: str, *, owner: str, sending: bool = True) -> bool:
+        """Before a create leaves: from now on it may have reached Codegen (`ambiguous`), and
+        the next attempt looks for it first. `sending=False`: an answer proved it did not."""
+        return await self.leases.write(QueuedRequest, request_id, owner, ambiguous=sending)
+
+    async def restart_as_create(
+        self,
+        request_id: str,
+        *,
+        owner: str,
+        prompt: str,
+        run_metadata: dict[str, Any],
+        now: datetime,
+    ) -> bool:
+        """Codegen would not resume the run: the request becomes a create, due at once."""
+        return await self.leases.release(
+            QueuedRequest,
+            request_id,
+            owner,
+            kind=RequestKind.CREATE,
+            prompt=prompt,
+            run_metadata=run_metadata,
+            resume_run_id=None,
+            ambiguous=False,
+            next_attempt_at=now,
+            updated_at=now,
+        )
+
+    async def record_retry(
+        self,
+        request_id: str,
+        *,
+        owner: str,
+        next_attempt_at: datetime,
+        ambiguous: bool,
+        error: str,
+        now: datetime,
+    ) -> bool:
+        return await self.leases.release(
+            QueuedRequest,
+            request_id,
+            owner,
+            attempts=QueuedRequest.attempts + 1,
+            ambiguous=ambiguous,
+            next_attempt_at=next_attempt_at,
+            error=error,
+            updated_at=now,
+        )
+
+    async def record_failed(
+        self, request_id: str, *, owner: str, error: str, now: datetime
+    ) -> bool:
+        return await self.leases.release(
+            QueuedRequest,
+            request_id,
+            owner,
+            status=RequestStatus.FAILED,
+            error=error,
+            updated_at=now,
+        )
+
+    async def record_dispatched(
+        self, request_id: str, *, owner: str, run: TrackedRun, now: datetime
+    ) -> bool:
+        """Codegen accepted the request: record the run and close the request, atomically."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(QueuedRequest)
+                .where(QueuedRequest.id == request_id, QueuedRequest.lease_owner == owner)
+                .values(
+                    status=RequestStatus.DISPATCHED,
+                    run_id=run.id,
+                    ambiguous=False,
+                    error=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return False
+            existing = await session.get(TrackedRun, run.id)
+            if existing is None:
+                session.add(run)
+            else:
+                # A resume: the same run is tracked again, reporting to the new request.
+                existing.request_id = request_id
+                existing.tracking = True
+                existing.next_poll_at = run.next_poll_at
+                existing.poll_interval = run.poll_interval
+                existing.status = run.status
+                existing.notified_status = None
+                existing.final_reply_state = ReplyState.NONE
+                existing.final_reply_ts = None
+                existing.card_ts = run.card_ts
+                existing.message_ts = run.message_ts
+                existing.user_id = run.user_id
+                existing.last_change_at = now
+                existing.started_at = now
+                existing.finished_at = None
+                existing.stop_reason = None
+                # The run's lease as the caller set it (the dispatcher holds it to show the card).
+                existing.lease_owner = run.lease_owner
+                existing.lease_expires_at = run.lease_expires_at
+        return True
+
+    # -- the card ----------------------------------------------------------------------------
+
+    async def set_card(self, request_id: str, *, card_ts: str) -> None:
+        """The request's card was (re)posted: on the request, and on its run if it has one."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(QueuedRequest).where(QueuedRequest.id == request_id).values(card_ts=card_ts)
+            )
+            # A run may already exist (the dispatcher can be faster than the card post).
+            await session.execute(
+                update(TrackedRun)
+                .where(TrackedRun.request_id == request_id)
+                .values(card_ts=card_ts)
+            )
+
+    async def set_queue_note(self, request_id: str, note: str) -> bool:
+        """True when the note changed (the card then shows the new place in the queue)."""
+        statement = (
+            update(QueuedRequest)
+            .where(
+                QueuedRequest.id == request_id,
+                QueuedRequest.status == RequestStatus.PENDING,
+                or_(QueuedRequest.queue_note.is_(None), QueuedRequest.queue_note != note),
+            )
+            .values(queue_note=note)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.sessions.begin() as session:
+            result = await session.execute(statement)
+        return bool(result.rowcount)  # type: ignore[attr-defined]

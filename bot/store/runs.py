@@ -1,0 +1,275 @@
+"""Tracked runs: what the bot reports on, each with its own next poll time.
+
+Reporting is exactly once because of two conditional writes here: `mark_notified` (a card
+edit for a state happens only for the holder that moved `notified_status` to it) and
+`begin_reply` (a thread reply moves none → posting → posted, see ReplyState).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.store.leases import Leases
+from bot.store.tables import ReplyKind, ReplyState, TrackedRun
+
+
+@dataclass(frozen=True)
+class RunObservation:
+    """What one poll saw of a run, and what the tracker decided from it, written at once."""
+
+    status: str | None
+    web_url: str | None
+    summary: str | None
+    result: str | None
+    pull_requests: list[dict[str, Any]]
+    next_poll_at: datetime
+    poll_interval: float
+    last_change_at: datetime | None = None  # set when something changed
+    finished_at: datetime | None = None  # set when the run ended or the bot stops following it
+    stop_reason: str | None = None  # why the bot stops following it (the watchdog)
+    reset_reply: bool = False  # it left PAUSED: a later pause asks again
+
+    def values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "status": self.status,
+            "web_url": self.web_url,
+            "summary": self.summary,
+            "result": self.result,
+            "pull_requests": self.pull_requests,
+            "next_poll_at": self.next_poll_at,
+            "poll_interval": self.poll_interval,
+        }
+        if self.last_change_at is not None:
+            values["last_change_at"] = self.last_change_at
+        if self.finished_at is not None:
+            values["finished_at"] = self.finished_at
+        if self.stop_reason is not None:
+            values["stop_reason"] = self.stop_reason
+        if self.reset_reply:
+            values["final_reply_state"] = ReplyState.NONE
+        return values
+
+    def apply_to(self, run: TrackedRun) -> TrackedRun:
+        for key, value in self.values().items():
+            setattr(run, key, value)
+        return run
+
+
+class ReplyStep(enum.Enum):
+    POST = "post"  # nobody posted it: post now
+    CHECK = "check"  # a post may have happened before a crash: look in the thread first
+
+
+class RunStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], leases: Leases) -> None:
+        self.sessions = sessions
+        self.leases = leases
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def get(self, run_id: int) -> TrackedRun | None:
+        async with self.sessions() as session:
+            return await session.get(TrackedRun, run_id)
+
+    async def many(self, run_ids: Sequence[int]) -> list[TrackedRun]:
+        async with self.sessions() as session:
+            rows = await session.scalars(select(TrackedRun).where(TrackedRun.id.in_(run_ids)))
+            return list(rows.all())
+
+    async def latest_in_thread(self, *, channel_id: str, thread_ts: str) -> TrackedRun | None:
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(TrackedRun)
+                .where(TrackedRun.channel_id == channel_id, TrackedRun.thread_ts == thread_ts)
+                .order_by(TrackedRun.created_at.desc(), TrackedRun.id.desc())
+                .limit(1)
+            )
+            return rows.first()
+
+    async def count_tracking(self, *, org_id: int) -> int:
+        async with self.sessions() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(TrackedRun)
+                .where(TrackedRun.org_id == org_id, TrackedRun.tracking.is_(True))
+            )
+        return int(count or 0)
+
+    async def tracking_statuses(self) -> list[str | None]:
+        """The last seen status of every run still tracked."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(TrackedRun.status).where(TrackedRun.tracking.is_(True))
+            )
+            return list(rows.all())
+
+    # -- leases ------------------------------------------------------------------------------
+
+    async def claim_due(
+        self, *, owner: str, now: datetime, lease_seconds: float, limit: int
+    ) -> list[TrackedRun]:
+        """Tracked runs whose next poll is due, most overdue first."""
+        return await self.leases.claim(
+            TrackedRun,
+            due=TrackedRun.tracking.is_(True) & (TrackedRun.next_poll_at <= now),
+            order_by=(TrackedRun.next_poll_at, TrackedRun.id),
+            owner=owner,
+            now=now,
+            lease_seconds=lease_seconds,
+            limit=limit,
+        )
+
+    async def claim_ids(
+        self, *, owner: str, run_ids: Sequence[int], now: datetime, lease_seconds: float
+    ) -> list[TrackedRun]:
+        """The tracked runs among `run_ids` that nobody holds, due or not (the tracker has just
+        read them on a list page, so their news costs nothing)."""
+        if not run_ids:
+            return []
+        return await self.leases.claim(
+            TrackedRun,
+            due=TrackedRun.tracking.is_(True) & TrackedRun.id.in_(list(run_ids)),
+            order_by=(TrackedRun.next_poll_at, TrackedRun.id),
+            owner=owner,
+            now=now,
+            lease_seconds=lease_seconds,
+            limit=len(run_ids),
+        )
+
+    async def release(self, run_id: int, *, owner: str) -> bool:
+        return await self.leases.release(TrackedRun, run_id, owner)
+
+    async def reschedule(
+        self, *, owner: str, schedule: Sequence[tuple[int, datetime, float]]
+    ) -> int:
+        """Runs refreshed without news: set each one's next poll and release it, in one
+        statement (fenced by the claim's owner). `schedule` is (run id, next poll, interval)."""
+        if not schedule:
+            return 0
+        table = cast(Table, TrackedRun.__table__)
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("run_id"), table.c.lease_owner == bindparam("owner"))
+            .values(
+                next_poll_at=bindparam("next_at"),
+                poll_interval=bindparam("interval"),
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
+        params = [
+            {"run_id": run_id, "owner": owner, "next_at": next_at, "interval": interval}
+            for run_id, next_at, interval in schedule
+        ]
+        async with self.sessions.begin() as session:
+            connection = await session.connection()
+            result = await connection.execute(statement, params)
+        return int(result.rowcount or 0)
+
+    # -- what the holder writes --------------------------------------------------------------
+
+    async def observe(
+        self, run_id: int, *, owner: str, observation: RunObservation, notify: str | None
+    ) -> tuple[bool, bool]:
+        """One write for what a poll saw, then (if `notify` is given) the conditional update of
+        notified_status that says whether the card is to be edited. Returns (lease still held,
+        card to be edited)."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(TrackedRun)
+                .where(TrackedRun.id == run_id, TrackedRun.lease_owner == owner)
+                .values(**observation.values())
+                .execution_options(synchronize_session=False)
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return False, False
+            if notify is None:
+                return True, False
+            marked = await session.execute(_mark_notified(run_id, owner, notify))
+            return True, bool(marked.rowcount)  # type: ignore[attr-defined]
+
+    async def mark_notified(self, run_id: int, *, owner: str, key: str) -> bool:
+        """True exactly once per (run, card state): the caller then edits the card."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(_mark_notified(run_id, owner, key))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def unmark_notified(self, run_id: int, *, owner: str, back_to: str | None) -> bool:
+        """The card edit did not get through: the state is to be shown again later."""
+        return await self.leases.write(TrackedRun, run_id, owner, notified_status=back_to)
+
+    async def set_card(self, run_id: int, *, owner: str, card_ts: str) -> bool:
+        return await self.leases.write(TrackedRun, run_id, owner, card_ts=card_ts)
+
+    async def poll_at(self, run_id: int, *, owner: str, at: datetime) -> bool:
+        return await self.leases.write(TrackedRun, run_id, owner, next_poll_at=at)
+
+    async def stop_following(self, run_id: int, *, owner: str, reason: str, now: datetime) -> bool:
+        """The bot stops following the run (Codegen no longer knows it); the card says why."""
+        return await self.leases.write(
+            TrackedRun, run_id, owner, finished_at=now, stop_reason=reason
+        )
+
+    async def close(self, run_id: int, *, owner: str) -> bool:
+        """Tracking is over (the final reply is out): stop polling, release."""
+        return await self.leases.release(TrackedRun, run_id, owner, tracking=False)
+
+    async def begin_reply(self, run_id: int, *, owner: str, kind: ReplyKind) -> ReplyStep | None:
+        """Start the once-only reply of `kind`: POST when nobody posted it, CHECK when a post
+        may have happened before a crash, None when it was posted already or the lease is
+        lost. A final reply may follow a pause reply (the run went on without the bot
+        resuming it)."""
+        posting = ReplyState.posting(kind)
+        allowed = [ReplyState.NONE]
+        if kind is ReplyKind.FINAL:
+            allowed += [ReplyState.PAUSE_POSTING, ReplyState.PAUSE_POSTED]
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(TrackedRun)
+                .where(
+                    TrackedRun.id == run_id,
+                    TrackedRun.lease_owner == owner,
+                    TrackedRun.final_reply_state.in_(allowed),
+                )
+                .values(final_reply_state=posting)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                return ReplyStep.POST
+            state = await session.scalar(
+                select(TrackedRun.final_reply_state).where(
+                    TrackedRun.id == run_id, TrackedRun.lease_owner == owner
+                )
+            )
+        return ReplyStep.CHECK if state == posting else None
+
+    async def finish_reply(
+        self, run_id: int, *, owner: str, kind: ReplyKind, ts: str | None, close: bool
+    ) -> bool:
+        """Record the reply as posted; `close` ends tracking in the same write."""
+        values: dict[str, Any] = {"final_reply_state": ReplyState.posted(kind)}
+        if kind is ReplyKind.FINAL:
+            values["final_reply_ts"] = ts
+        if close:
+            return await self.leases.release(TrackedRun, run_id, owner, tracking=False, **values)
+        return await self.leases.write(TrackedRun, run_id, owner, **values)
+
+
+def _mark_notified(run_id: int, owner: str, key: str) -> Any:
+    return (
+        update(TrackedRun)
+        .where(
+            TrackedRun.id == run_id,
+            TrackedRun.lease_owner == owner,
+            or_(TrackedRun.notified_status.is_(None), TrackedRun.notified_status != key),
+        )
+        .values(notified_status=key)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,113 @@
+"""The bot's HTTP routes: /slack/events for Slack (HTTP mode), and /healthz, /readyz and
+/metrics for operators.
+
+/healthz says the process is alive (its ticks run); /readyz asks the database and Slack once
+each, bounded, with no retries: a probe must answer within seconds, not wait out back-offs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.errors import SlackError
+from bot.metrics import Metrics, render_latest
+from bot.slack.gateway import SlackGateway
+from bot.store.store import Store
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass
+class Health:
+    """What the probes know of the process: started, and whether its ticks still run."""
+
+    ready: bool = False
+    ticking: Callable[[], bool] = field(default=lambda: True)
+
+
+def build_http_app(
+    *,
+    bolt: AsyncApp | None,
+    health: Health,
+    store: Store,
+    metrics: Metrics,
+    slack_probe: SlackGateway | None,
+) -> Starlette:
+    """The routes; /slack/events only with a Bolt app (HTTP mode). `slack_probe`: a gateway
+    that tries once (None: no bot token, Slack is not checked)."""
+    routes: list[Route] = []
+    if bolt is not None:
+        handler = AsyncSlackRequestHandler(bolt)
+
+        async def slack_events(request: Request) -> Response:
+            return await handler.handle(request)
+
+        routes.append(Route("/slack/events", slack_events, methods=["POST"]))
+
+    async def healthz(_request: Request) -> Response:
+        """Alive: the process answers and its ticks are scheduled (503 while starting)."""
+        if not health.ready:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        if not health.ticking():
+            return JSONResponse({"status": "ticks stopped"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_request: Request) -> Response:
+        """Ready: the database answers and Slack accepts the bot token (no retries, bounded)."""
+        checks: dict[str, str] = {}
+        if not health.ready:
+            checks["startup"] = "error: still starting"
+        checks["database"] = await _check_database(store)
+        if slack_probe is not None:
+            checks["slack"] = await _check_slack(slack_probe)
+        ok = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    async def metrics_route(_request: Request) -> Response:
+        body, content_type = render_latest(metrics.registry)
+        return Response(body, media_type=content_type)
+
+    routes += [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_route),
+    ]
+    return Starlette(routes=routes)
+
+
+async def _check_database(store: Store) -> str:
+    try:
+        await asyncio.wait_for(store.ping(), timeout=READY_TIMEOUT_SECONDS)
+    except Exception as error:
+        log.warning("readiness: database unreachable: %s", error)
+        return f"error: {type(error).__name__}"
+    return "ok"
+
+
+async def _check_slack(probe: SlackGateway) -> str:
+    """One auth.test: the gateway counts a failure in the metrics and logs it."""
+    try:
+        await asyncio.wait_for(probe.call("auth.test", {}), timeout=READY_TIMEOUT_SECONDS)
+    except SlackError as error:
+        code = error.error
+    except Exception as error:
+        code = type(error).__name__
+    else:
+        return "ok"
+    log.warning("readiness: slack auth.test failed: %s", code)
+    return f"error: {code}"

@@ -1,0 +1,244 @@
+"""The terminal console: the real handlers, queue, dispatcher and tracker, driven by typed lines,
+with Slack replaced by the fake Slack shown in the terminal and Codegen by the emulator.
+
+The console runs on the real clock (it is what a person uses), so these tests use very short
+emulated runs and wait for conditions with a time limit; nothing sleeps for a fixed time.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from bot.config import Settings
+from bot.devtools.console import (
+    BOT_USER_ID,
+    CHANNEL_ID,
+    DM_ID,
+    USER_ID,
+    Console,
+    converse,
+    derive_settings,
+    split_images,
+)
+
+# Fast emulated runs: PENDING 0.1 s, ACTIVE 0.2 s; the tracker polls every 0.1-0.3 s.
+FAST = {"pending_seconds": 0.1, "active_seconds": 0.2}
+
+
+def console_settings(**overrides: Any) -> Settings:
+    fields: dict[str, Any] = {
+        "_env_file": None,
+        "codegen_api_token": None,
+        "codegen_org_id": None,
+        "slack_bot_token": None,
+        "slack_app_token": None,
+        "slack_signing_secret": None,
+        "codegen_poll_min_seconds": 0.1,
+        "codegen_poll_max_seconds": 0.3,
+    }
+    fields.update(overrides)
+    return Settings(**fields)
+
+
+def between(text: str, start: str, end: str | None = None) -> str:
+    tail = text[text.index(start) :]
+    return tail if end is None else tail[: tail.index(end, len(start))]
+
+
+async def test_a_scripted_slash_command_shows_the_whole_run(sqlite_url: str) -> None:
+    out = io.StringIO()
+    # ACTIVE lasts longer than the longest poll interval, so the card shows it for sure.
+    async with Console.start(
+        console_settings(),
+        database_url=sqlite_url,
+        out=out,
+        echo=True,
+        pending_seconds=0.2,
+        active_seconds=0.8,
+    ) as console:
+        status = await converse(console, ["/codegen write a hello world script"], wait=30)
+        assert console.emulator is not None
+        created = console.emulator.created_bodies()
+
+    text = out.getvalue()
+    print(text)
+    assert status == 0
+    # The banner says loudly what is real and what is not.
+    assert "NO SLACK" in text and "BUILT-IN EMULATOR" in text
+    # What Codegen received came through the real handler and intake.
+    assert len(created) == 1
+    assert created[0]["prompt"] == "write a hello world script"
+    assert created[0]["metadata"]["source"] == "slack"
+    assert created[0]["metadata"]["slack"]["trigger"] == "slash_command"
+    assert created[0]["metadata"]["slack"]["channel_id"] == CHANNEL_ID
+    assert created[0]["metadata"]["slack"]["user_id"] == USER_ID
+    # The ack, then the root message that starts the thread, then the card moving on.
+    assert "only visible to you" in text and "Queued. I will post the run" in text
+    assert "starts thread 1" in text and "@you asked Codegen: write a hello world script" in text
+    card_states = [
+        line.strip().split(":")[0]
+        for line in text.splitlines()
+        if line.strip().startswith(("⏳", "🏃", "✅"))
+    ]
+    assert card_states[0] == "⏳ Queued"
+    assert "🏃 Running" in card_states
+    assert "✅ Complete" in card_states
+    # The final reply: the requester by name, the summary, the pull request as a link.
+    final = between(text, "@you Codegen run #1000")
+    assert "is complete" in final
+    assert "Pull request" in final
+    assert "https://github.com/acme/web/pull/1000" in final
+    assert "codegen-bot/run-1000" in final
+    # Reactions on the thread's first message end at done.
+    assert "reacted ✅" in text
+    assert text.index("reacted 👀") < text.index("reacted ⏳") < text.index("reacted ✅")
+
+
+async def test_mention_with_an_image_and_a_reply_in_the_thread(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    shot = tmp_path / "shot.png"
+    Image.new("RGB", (32, 24), (220, 20, 20)).save(shot)
+    out = io.StringIO()
+    async with Console.start(
+        console_settings(), database_url=sqlite_url, out=out, echo=True, **FAST
+    ) as console:
+        assert console.emulator is not None
+        console.emulator.script.next_run_ends("PAUSED")
+        status = await converse(
+            console,
+            [
+                f"@codegen the red box is misaligned --image {shot} repo=acme/web",
+                "wait 20",  # until the agent pauses and asks
+                "> make it 8px to the left",
+            ],
+            wait=30,
+        )
+        created = console.emulator.created_bodies()
+        resumed = console.emulator.resume_bodies()
+        mention_ts = next(
+            m["ts"] for m in console.slack.messages(CHANNEL_ID) if "misaligned" in m["text"]
+        )
+
+    text = out.getvalue()
+    print(text)
+    assert status == 0
+    assert len(created) == 1
+    body = created[0]
+    assert body["prompt"] == "the red box is misaligned"
+    assert body["repo_id"] == 101
+    assert body["metadata"]["slack"]["trigger"] == "app_mention"
+    assert body["metadata"]["slack"]["message_ts"] == mention_ts
+    # The file went through the bot's downloader (bot token, SLACK_API_URL host) unchanged.
+    [uri] = body["images"]
+    assert uri.startswith("data:image/png;base64,")
+    assert base64.b64decode(uri.split(",", 1)[1]) == shot.read_bytes()
+    # The run paused and asked; the reply typed with ">" resumed that very run.
+    assert "paused" in text.lower()
+    assert resumed == [{"agent_run_id": 1000, "prompt": "make it 8px to the left"}]
+    assert "sent to run #1000" in text
+    assert "✅ Complete" in text
+
+
+async def test_direct_message_and_help_and_mistakes(sqlite_url: str) -> None:
+    out = io.StringIO()
+    async with Console.start(
+        console_settings(), database_url=sqlite_url, out=out, echo=True, **FAST
+    ) as console:
+        status = await converse(
+            console,
+            [
+                "# a comment line is ignored",
+                "help",
+                "> nothing to reply to yet",
+                "@codegen look at this --image missing.png",
+                "/codegen agent=foo do it",
+                "something else",
+                "dm add a README for <project> & its docs",
+            ],
+            wait=30,
+        )
+        assert console.emulator is not None
+        created = console.emulator.created_bodies()
+
+    text = out.getvalue()
+    assert status == 0
+    assert "a comment line" not in text
+    assert "reply in the latest thread" in text  # the console's help
+    assert "There is no thread yet" in text
+    assert "No such file: missing.png (nothing was sent)" in text
+    assert "`agent=foo` is not an agent" in text  # the bot's own option error, as an ack
+    assert "Not understood" in text
+    # Only the DM became a run.
+    assert [b["prompt"] for b in created] == ["add a README for <project> & its docs"]
+    assert created[0]["metadata"]["slack"]["channel_id"] == DM_ID
+    assert created[0]["metadata"]["slack"]["trigger"] == "direct_message"
+    assert "DM · starts thread" not in text  # the user's DM started the thread, not the bot
+
+
+async def test_quit_leaves_without_waiting(sqlite_url: str) -> None:
+    out = io.StringIO()
+    async with Console.start(
+        console_settings(),
+        database_url=sqlite_url,
+        out=out,
+        pending_seconds=60,
+        active_seconds=60,
+    ) as console:
+        status = await converse(console, ["/codegen a long job", "quit", "/codegen never"], wait=30)
+        assert console.emulator is not None
+        assert [b["prompt"] for b in console.emulator.created_bodies()] == ["a long job"]
+        assert await console.unfinished() == 1
+    assert status == 0
+    assert "waiting up to" not in out.getvalue()
+
+
+async def test_end_of_input_gives_up_after_the_wait(sqlite_url: str) -> None:
+    out = io.StringIO()
+    async with Console.start(
+        console_settings(),
+        database_url=sqlite_url,
+        out=out,
+        pending_seconds=60,
+        active_seconds=60,
+    ) as console:
+        status = await converse(console, ["/codegen a long job"], wait=0.3)
+    assert status == 1
+    assert "gave up waiting after 0.3 s; 1 still unfinished" in out.getvalue()
+
+
+def test_console_settings_point_the_bot_at_the_terminal() -> None:
+    settings = Settings(
+        _env_file=None,
+        slack_bot_token="xoxb-real-workspace-token",
+        slack_signing_secret="real-secret",
+        allowed_slack_users="U1,U2",
+    )
+    derived = derive_settings(
+        settings, slack_api_url="http://127.0.0.1:9/api/", database_url="sqlite+aiosqlite:///x"
+    )
+    assert derived.slack_bot_token is not None
+    assert derived.slack_bot_token.get_secret_value().startswith("xoxb-console")
+    assert derived.slack_signing_secret is None and derived.slack_app_token is None
+    assert derived.slack_api_url == "http://127.0.0.1:9/api/"
+    assert derived.allowed_slack_users == []
+    # Emulated runs are short: poll often unless told otherwise.
+    assert derived.codegen_poll_min_seconds == 1.0
+    assert derived.codegen_poll_max_seconds == 5.0
+    told = Settings(_env_file=None, codegen_poll_min_seconds=3, codegen_poll_max_seconds=9)
+    kept = derive_settings(
+        told, slack_api_url="http://x/api/", database_url="sqlite+aiosqlite:///x"
+    )
+    assert (kept.codegen_poll_min_seconds, kept.codegen_poll_max_seconds) == (3, 9)
+
+
+def test_split_images() -> None:
+    assert split_images("fix this --image a.png now") == ("fix this now", ["a.png"])
+    assert split_images('x --image "my shot.png" --image=b.jpg') == ("x", ["my shot.png", "b.jpg"])
+    assert split_images("no images") == ("no images", [])
+    assert BOT_USER_ID not in split_images("a --image z.png")[0]

@@ -1,0 +1,88 @@
+"""The shared create budget: a burst waits its turn in order, each waiting card shows its place,
+and Codegen never sees more than the budget in any window (so it never answers 429)."""
+
+from __future__ import annotations
+
+import re
+
+from bot.devtools.emulator import most_in_window
+from tests.harness import Conversation, card_ts, edits, final_replies, roots
+
+PLACE = re.compile(r"queued, (?:(\d+) ahead|(next in line)), starts in about ([^·]+?) ·")
+
+
+def places(texts: list[str]) -> list[tuple[int, str]]:
+    """(requests ahead, "starts in about …") of each waiting edit, in order."""
+    found = []
+    for text in texts:
+        match = PLACE.search(text)
+        if match:
+            found.append((0 if match.group(2) else int(match.group(1)), match.group(3)))
+    return found
+
+
+async def test_a_burst_of_25_goes_out_at_10_a_minute_in_order_showing_each_place(
+    sqlite_url: str,
+) -> None:
+    async with Conversation.start(database_url=sqlite_url, codegen_create_per_minute=10) as chat:
+        for n in range(1, 26):
+            await chat.slash(f"task {n}")
+            chat.clock.advance(0.001)
+        # Ten went out at once, on intake's wake-up; fifteen wait for the budget.
+        assert len(chat.emulator.created_bodies()) == 10
+        burst_roots = roots(chat)
+        assert len(burst_roots) == 25
+        await chat.run_until_idle(step=2)
+
+        creates = chat.emulator.calls("create_run")
+        assert len(creates) == 25 and all(c.status == 200 for c in creates)
+        assert chat.emulator.rate_limited_count == 0
+        # The emulator's clock is the bot's: never more than 10 creates in any 60 s window.
+        assert most_in_window([c.at for c in creates], seconds=60) == 10
+        # One run per request, in the order they were asked for.
+        bodies = chat.emulator.created_bodies()
+        assert [b["prompt"] for b in bodies] == [f"task {n}" for n in range(1, 26)]
+        request_ids = [b["metadata"]["request_id"] for b in bodies]
+        assert len(set(request_ids)) == 25
+        assert {r.id for r in await chat.queued_requests()} == set(request_ids)
+
+        started = {b["prompt"]: c.at for b, c in zip(bodies, creates, strict=True)}
+        for n, root in enumerate(burst_roots, start=1):
+            shown = places(edits(chat.slack, card_ts(chat, root)))
+            if n <= 10:
+                assert shown == []  # sent at once: never waited
+                continue
+            # Every waiting card showed its place from the start, and it only ever moved up.
+            assert shown, f"task {n} never showed its place"
+            assert shown[0][0] == n - 11
+            ahead = [a for a, _ in shown]
+            assert ahead == sorted(ahead, reverse=True)
+            assert started[f"task {n}"] > creates[9].at
+        # The second batch goes a minute after the first, the third a minute after that.
+        assert (creates[10].at - creates[0].at).total_seconds() >= 60
+        assert (creates[20].at - creates[10].at).total_seconds() >= 60
+        assert all(len(final_replies(chat, root)) == 1 for root in burst_roots)
+
+
+async def test_a_waiting_card_shows_a_start_time_that_holds(sqlite_url: str) -> None:
+    async with Conversation.start(database_url=sqlite_url, codegen_create_per_minute=2) as chat:
+        for n in range(1, 6):
+            await chat.slash(f"job {n}")
+            chat.clock.advance(0.001)
+        job_roots = roots(chat)
+        # Two went out at 0 s; with a 61 s window (60 + 1 s margin) the next two go at 61 s,
+        # the fifth at 122 s.
+        third = places(edits(chat.slack, card_ts(chat, job_roots[2])))
+        fifth = places(edits(chat.slack, card_ts(chat, job_roots[4])))
+        assert third[0] == (0, "1 min")  # 70 s rounded up, shown as minutes
+        assert fifth[0] == (2, "2 min")
+        waiting_cards = [card_ts(chat, root) for root in job_roots[2:]]
+        before = [len(edits(chat.slack, card)) for card in waiting_cards]
+        await chat.advance(30)
+        # Nothing moved: no waiting card is edited just because time passes.
+        assert [len(edits(chat.slack, card)) for card in waiting_cards] == before
+        await chat.advance(32)
+        created = chat.emulator.calls("create_run")
+        assert len(created) == 4
+        # Now the fifth is next in line, about a minute away.
+        assert places(edits(chat.slack, card_ts(chat, job_roots[4])))[-1] == (0, "1 min")

@@ -1,0 +1,265 @@
+"""The store's promises, on SQLite and on the real PostgreSQL: one claimer per row, fenced
+writes, shared budgets, de-duplicated events."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta
+from functools import partial
+
+from bot.clock import FakeClock
+from bot.requests import StoredOptions, Trigger
+from bot.runs.limits import wait_before_next
+from bot.store.db import create_engine
+from bot.store.leases import new_lease_owner
+from bot.store.runs import ReplyStep
+from bot.store.store import Store
+from bot.store.tables import QueuedRequest, ReplyKind, RequestStatus, TrackedRun
+
+
+def make_request(clock: FakeClock, **overrides: object) -> QueuedRequest:
+    now = clock.now()
+    fields: dict[str, object] = {
+        "id": str(uuid.uuid4()),
+        "org_id": 1,
+        "prompt": "fix the login page",
+        "images": [],
+        "skipped_files": [],
+        "options": StoredOptions(),
+        "run_metadata": {},
+        "team_id": "T1",
+        "channel_id": "C1",
+        "user_id": "U1",
+        "trigger": Trigger.SLASH_COMMAND,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    fields.update(overrides)
+    return QueuedRequest(**fields)
+
+
+def make_run(clock: FakeClock, run_id: int, request_id: str, **overrides: object) -> TrackedRun:
+    now = clock.now()
+    fields: dict[str, object] = {
+        "id": run_id,
+        "org_id": 1,
+        "request_id": request_id,
+        "status": "PENDING",
+        "team_id": "T1",
+        "channel_id": "C1",
+        "user_id": "U1",
+        "thread_ts": "100.1",
+        "next_poll_at": now,
+        "poll_interval": 5.0,
+        "created_at": now,
+        "started_at": now,
+        "last_change_at": now,
+    }
+    fields.update(overrides)
+    return TrackedRun(**fields)
+
+
+async def test_concurrent_claimers_never_receive_the_same_row(
+    database_url: str, store: Store, clock: FakeClock
+) -> None:
+    total = 120
+    for index in range(total):
+        await store.requests.add(
+            make_request(clock, created_at=clock.now() + timedelta(milliseconds=index))
+        )
+    # Separate engines: separate connection pools, as separate replicas would have.
+    engines = [create_engine(database_url) for _ in range(4)]
+    stores = [Store(engine) for engine in engines]
+    claimed: list[str] = []
+
+    async def claimer(replica: Store, name: str) -> None:
+        while True:
+            rows = await replica.requests.claim_due(
+                owner=new_lease_owner(name), now=clock.now(), lease_seconds=60, limit=7
+            )
+            if not rows:
+                return
+            claimed.extend(row.id for row in rows)
+
+    try:
+        await asyncio.gather(
+            *(claimer(replica, f"r{i}") for i, replica in enumerate(stores) for _ in range(2))
+        )
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert len(claimed) == total
+    assert len(set(claimed)) == total
+
+
+async def test_an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_out(
+    store: Store, clock: FakeClock
+) -> None:
+    request = await store.requests.add(make_request(clock))
+    first = new_lease_owner("a")
+    assert [
+        r.id
+        for r in await store.requests.claim_due(
+            owner=first, now=clock.now(), lease_seconds=30, limit=10
+        )
+    ] == [request.id]
+    # While the lease holds, nobody else gets it.
+    assert (
+        await store.requests.claim_due(
+            owner=new_lease_owner("b"), now=clock.now(), lease_seconds=30, limit=10
+        )
+        == []
+    )
+    clock.advance(31)
+    second = new_lease_owner("b")
+    assert (
+        len(
+            await store.requests.claim_due(
+                owner=second, now=clock.now(), lease_seconds=30, limit=10
+            )
+        )
+        == 1
+    )
+    assert not await store.requests.record_failed(
+        request.id, owner=first, error="x", now=clock.now()
+    )
+    assert await store.requests.record_failed(
+        request.id, owner=second, error="402", now=clock.now()
+    )
+    row = await store.requests.get(request.id)
+    assert row is not None and row.status == RequestStatus.FAILED and row.error == "402"
+
+
+async def test_requests_wait_for_their_next_attempt(store: Store, clock: FakeClock) -> None:
+    request = await store.requests.add(make_request(clock))
+    owner = new_lease_owner("a")
+    await store.requests.claim_due(owner=owner, now=clock.now(), lease_seconds=30, limit=1)
+    later = clock.now() + timedelta(seconds=20)
+    assert await store.requests.record_retry(
+        request.id,
+        owner=owner,
+        next_attempt_at=later,
+        ambiguous=True,
+        error="timeout",
+        now=clock.now(),
+    )
+    assert (
+        await store.requests.claim_due(
+            owner=new_lease_owner("a"), now=clock.now(), lease_seconds=30, limit=1
+        )
+        == []
+    )
+    clock.advance(20)
+    rows = await store.requests.claim_due(
+        owner=new_lease_owner("a"), now=clock.now(), lease_seconds=30, limit=1
+    )
+    assert [(r.id, r.attempts, r.ambiguous) for r in rows] == [(request.id, 1, True)]
+
+
+async def test_dispatch_records_the_run_and_closes_the_request_atomically(
+    store: Store, clock: FakeClock
+) -> None:
+    request = await store.requests.add(make_request(clock))
+    owner = new_lease_owner("a")
+    await store.requests.claim_due(owner=owner, now=clock.now(), lease_seconds=30, limit=1)
+    assert await store.requests.record_dispatched(
+        request.id, owner=owner, run=make_run(clock, 1001, request.id), now=clock.now()
+    )
+    saved = await store.requests.get(request.id)
+    assert saved is not None and saved.status == RequestStatus.DISPATCHED and saved.run_id == 1001
+    latest = await store.runs.latest_in_thread(channel_id="C1", thread_ts="100.1")
+    assert latest is not None and latest.id == 1001
+    # A second dispatch of the same request by a stale holder is refused.
+    assert not await store.requests.record_dispatched(
+        request.id, owner=owner, run=make_run(clock, 1002, request.id), now=clock.now()
+    )
+
+
+async def test_status_and_final_reply_are_marked_once(store: Store, clock: FakeClock) -> None:
+    request = await store.requests.add(make_request(clock))
+    await store.requests.record_dispatched(
+        request.id,
+        owner=await claim_one(store, clock),
+        run=make_run(clock, 7, request.id),
+        now=clock.now(),
+    )
+    runs = await store.runs.claim_due(
+        owner=(owner := new_lease_owner("a")), now=clock.now(), lease_seconds=30, limit=10
+    )
+    assert [r.id for r in runs] == [7]
+    assert await store.runs.mark_notified(7, owner=owner, key="ACTIVE")
+    assert not await store.runs.mark_notified(7, owner=owner, key="ACTIVE")
+    assert not await store.runs.mark_notified(7, owner="someone-else", key="COMPLETE")
+    assert await store.runs.begin_reply(7, owner=owner, kind=ReplyKind.FINAL) is ReplyStep.POST
+    # A crash here leaves 'posting': the next holder must look before posting again.
+    assert await store.runs.begin_reply(7, owner=owner, kind=ReplyKind.FINAL) is ReplyStep.CHECK
+    assert await store.runs.finish_reply(
+        7, owner=owner, kind=ReplyKind.FINAL, ts="200.2", close=True
+    )
+    assert await store.runs.begin_reply(7, owner=owner, kind=ReplyKind.FINAL) is None
+
+
+async def spend(store: Store, now: datetime) -> float:
+    """One create from org 1's budget of 10 a minute: 0.0, or the wait."""
+    return await store.budgets.try_spend(
+        org_id=1,
+        bucket="create",
+        window=60,
+        now=now,
+        wait_for=partial(wait_before_next, limit=10, window=60, now=now),
+    )
+
+
+async def claim_one(store: Store, clock: FakeClock) -> str:
+    owner = new_lease_owner("d")
+    await store.requests.claim_due(owner=owner, now=clock.now(), lease_seconds=30, limit=1)
+    return owner
+
+
+async def test_budget_never_allows_more_than_the_limit_in_any_window(
+    database_url: str, store: Store, clock: FakeClock
+) -> None:
+    engines = [create_engine(database_url) for _ in range(3)]
+    replicas = [Store(engine) for engine in engines]
+    granted = []
+    try:
+        for _step in range(40):
+            results = await asyncio.gather(*(spend(r, clock.now()) for r in replicas))
+            granted.extend(clock.now() for wait in results if wait == 0)
+            clock.advance(5)
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    for start in granted:
+        in_window = [t for t in granted if start <= t < start + timedelta(seconds=60)]
+        assert len(in_window) <= 10
+    # 200 s of offers at 3 per 5 s: the budget, not the offers, sets the pace.
+    assert len(granted) >= 30
+
+
+async def test_a_block_from_429_stops_spending_until_it_ends(
+    store: Store, clock: FakeClock
+) -> None:
+    until = clock.now() + timedelta(seconds=42)
+    await store.budgets.block(org_id=1, bucket="create", until=until, now=clock.now())
+    assert await spend(store, clock.now()) == 42
+    clock.advance(42)
+    assert await spend(store, clock.now()) == 0
+
+
+async def test_a_slack_event_is_seen_once(store: Store, clock: FakeClock) -> None:
+    assert await store.events.first_sighting("Ev1", now=clock.now())
+    assert not await store.events.first_sighting("Ev1", now=clock.now())
+
+
+async def test_channel_defaults_set_and_reset(store: Store, clock: FakeClock) -> None:
+    await store.channels.set_defaults(
+        "C1", values={"repo": "acme/web", "model": None}, user_id="U1", now=clock.now()
+    )
+    await store.channels.set_defaults("C1", values={"model": "gpt"}, user_id="U2", now=clock.now())
+    row = await store.channels.defaults("C1")
+    assert row is not None and (row.repo, row.model, row.updated_by) == ("acme/web", "gpt", "U2")
+    await store.channels.reset("C1")
+    assert await store.channels.defaults("C1") is None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import statistics
 import sys
@@ -27,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/tracker_reads.py` from anywhere
     sys.path.insert(0, str(ROOT))
@@ -35,7 +38,12 @@ from bot.app import Runtime, build_runtime  # noqa: E402
 from bot.clock import FakeClock  # noqa: E402
 from bot.codegen.models import CreateAgentRunInput  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.devtools.emulator import EmulatorState, most_in_window, running_emulator  # noqa: E402
+from bot.devtools.emulator import (  # noqa: E402
+    EmulatorState,
+    create_emulator_app,
+    most_in_window,
+    running_emulator,
+)
 from bot.devtools.slack import FakeSlack  # noqa: E402
 from bot.metrics import Metrics  # noqa: E402
 from bot.requests import StoredOptions, Trigger  # noqa: E402
@@ -189,8 +197,12 @@ async def simulate(
     tick: float = 1.0,
     grace: float = 900.0,
     workdir: Path | None = None,
+    in_process: bool = False,
 ) -> Figures:
-    """Run the scenario once; completions fall in [60 s, seconds - 120 s]."""
+    """Run the scenario once; completions fall in [60 s, seconds - 120 s].
+
+    `in_process`: reach the emulator without a socket (httpx.ASGITransport), for tests that
+    count reads, not HTTP costs."""
     rng = random.Random(seed)
     figures = Figures(approach="list" if use_list else "get", runs=runs, others=others)
     wall = time.perf_counter()
@@ -205,10 +217,14 @@ async def simulate(
         reads_per_30s=READ_LIMIT,
     )
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        async with (
-            FakeSlack.running(bot_token=BOT_TOKEN) as slack,
-            running_emulator(emulator) as codegen_url,
-        ):
+        async with contextlib.AsyncExitStack() as stack:
+            slack = await stack.enter_async_context(FakeSlack.running(bot_token=BOT_TOKEN))
+            transport = None
+            if in_process:
+                transport = httpx.ASGITransport(app=create_emulator_app(emulator))
+                codegen_url = "http://emulator.invalid"
+            else:
+                codegen_url = await stack.enter_async_context(running_emulator(emulator))
             settings = Settings(
                 slack_bot_token=BOT_TOKEN,
                 slack_signing_secret="bench-secret",
@@ -227,6 +243,7 @@ async def simulate(
                 metrics=Metrics(),
                 read_plan=ListPages() if use_list else OneGetPerRun(),
                 poll_rand=rng.random,
+                codegen_transport=transport,
             )
             try:
                 tracker = runtime.tracker

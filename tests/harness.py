@@ -12,11 +12,13 @@ Tests read like conversations:
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,7 +29,7 @@ from sqlalchemy import select
 from bot.app import Runtime, build_bolt_app, build_runtime, build_web_app
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.devtools.emulator import EmulatorState, running_emulator
+from bot.devtools.emulator import EmulatorState, create_emulator_app, running_emulator
 from bot.devtools.slack import FakeSlack
 from bot.metrics import Metrics
 from bot.serving import serve_http
@@ -39,6 +41,8 @@ BOT_TOKEN = "xoxb-test-bot-token"
 CODEGEN_TOKEN = "cg-test-token-abcdef"
 ORG_ID = 7
 TEAM = "T0FAKETEAM"
+# Where the bot believes the emulator is when it reaches it in-process (never resolved).
+EMULATOR_URL = "http://codegen-emulator.invalid"
 
 
 @dataclass
@@ -64,11 +68,13 @@ class Conversation:
         replica_id: str = "test-replica",
         slack: FakeSlack | None = None,
         runtime_options: dict[str, Any] | None = None,
+        emulator_socket: bool = False,
         **settings_overrides: Any,
     ) -> AsyncIterator[Conversation]:
         """`slack` (and `emulator`, `clock`) may be shared: two Conversations on one database
         are two replicas of the bot in the same workspace. `runtime_options` go to
-        build_runtime (a watchdog, a read plan, randomness)."""
+        build_runtime (a watchdog, a read plan, randomness). The bot reaches the emulator
+        in-process unless `emulator_socket` (client timeouts need a real connection)."""
         runtime_options = runtime_options or {}
         clock = clock or FakeClock()
         emulator = emulator or EmulatorState(
@@ -82,7 +88,12 @@ class Conversation:
                 slack.add_channel("C1", name="general")
                 slack.add_user("U1", "alice", real_name="Alice Example")
                 slack.add_user("U2", "bob", real_name="Bob Example")
-            codegen_url = await stack.enter_async_context(running_emulator(emulator))
+            transport = None
+            if emulator_socket:
+                codegen_url = await stack.enter_async_context(running_emulator(emulator))
+            else:  # in-process: no socket, no uvicorn; the same app and state
+                transport = httpx.ASGITransport(app=create_emulator_app(emulator))
+                codegen_url = EMULATOR_URL
             fields: dict[str, Any] = {
                 "slack_bot_token": BOT_TOKEN,
                 "slack_signing_secret": SIGNING_SECRET,
@@ -103,6 +114,7 @@ class Conversation:
                 clock=clock,
                 replica_id=replica_id,
                 metrics=Metrics(),
+                codegen_transport=transport,
                 **runtime_options,
             )
             bolt = build_bolt_app(runtime)
@@ -261,21 +273,29 @@ class Conversation:
         await self.runtime.tracker.tick()
 
     async def advance(self, seconds: float, *, step: float = 1.0) -> None:
-        """Let `seconds` pass on the shared clock, ticking as the scheduler would."""
-        remaining = seconds
-        while remaining > 0:
-            moved = min(step, remaining)
-            self.clock.advance(moved)
-            remaining -= moved
-            await self.tick()
+        """Let `seconds` pass on the shared clock, ticking every `step` as the scheduler
+        would. Ticks at which nothing can be due are skipped: the clock jumps to the first
+        tick at or after the next due moment (the store knows it), so a quiet minute costs
+        one tick, not sixty, and every tick that does work happens when it would have."""
+        end = self.clock.now() + timedelta(seconds=seconds)
+        while self.clock.now() < end:
+            await self._next_tick(step=step, end=end)
 
     async def run_until_idle(self, *, limit: float = 600.0, step: float = 1.0) -> None:
         """Advance time until nothing is queued or tracked (or `limit` seconds pass)."""
         await self.tick()
-        waited = 0.0
-        while waited < limit and await self.busy():
-            await self.advance(step, step=step)
-            waited += step
+        end = self.clock.now() + timedelta(seconds=limit)
+        while self.clock.now() < end and await self.busy():
+            await self._next_tick(step=step, end=end)
+
+    async def _next_tick(self, *, step: float, end: datetime) -> None:
+        now = self.clock.now()
+        steps = 1
+        due = await self.runtime.store.next_due()
+        if due is not None and due > now:
+            steps = max(1, math.ceil((due - now).total_seconds() / step - 1e-9))
+        self.clock.advance_to(min(end, now + timedelta(seconds=steps * step)))
+        await self.tick()
 
     async def busy(self) -> bool:
         """Something is queued or tracked."""

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from bot.clock import utc
 from bot.store.budgets import BudgetStore
 from bot.store.channels import ChannelStore
 from bot.store.events import EventStore
 from bot.store.leases import Leases
 from bot.store.requests import RequestStore
 from bot.store.runs import RunStore
-from bot.store.tables import RateSpend, SeenEvent
+from bot.store.tables import QueuedRequest, RateSpend, RequestStatus, SeenEvent, TrackedRun
 
 
 class Store:
@@ -41,6 +42,22 @@ class Store:
     async def ping(self) -> None:
         async with self.sessions() as session:
             await session.execute(select(1))
+
+    async def next_due(self) -> datetime | None:
+        """The earliest moment some work falls due: a request's next attempt, a run's next
+        poll, or the expiry of a lease on either (None: nothing is queued or tracked)."""
+        pending = QueuedRequest.status == RequestStatus.PENDING
+        tracking = TrackedRun.tracking.is_(True)
+        queries = [
+            select(func.min(QueuedRequest.next_attempt_at)).where(pending),
+            select(func.min(QueuedRequest.lease_expires_at)).where(pending),
+            select(func.min(TrackedRun.next_poll_at)).where(tracking),
+            select(func.min(TrackedRun.lease_expires_at)).where(tracking),
+        ]
+        async with self.sessions() as session:
+            found = [await session.scalar(query) for query in queries]
+        moments = [utc(moment) for moment in found if moment is not None]
+        return min(moments, default=None)
 
     async def reap_expired_leases(self, *, now: datetime) -> int:
         return await self.leases.reap_expired(now=now)

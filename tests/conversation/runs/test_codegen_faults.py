@@ -143,7 +143,9 @@ async def test_a_create_that_times_out_after_creating_the_run_makes_exactly_one_
     sqlite_url: str,
 ) -> None:
     impatient = {"codegen_timeout": 0.3}
-    async with Conversation.start(database_url=sqlite_url, runtime_options=impatient) as chat:
+    async with Conversation.start(
+        database_url=sqlite_url, runtime_options=impatient, emulator_socket=True
+    ) as chat:
         chat.emulator.script.create_then_hang(5)
         await chat.slash("fix the login page")
         [request] = await chat.queued_requests()

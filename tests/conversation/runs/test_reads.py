@@ -10,7 +10,7 @@ from bot.runs.reading import ListPositions
 
 
 async def test_300_runs_stay_inside_the_read_budget_and_every_completion_is_noticed() -> None:
-    figures = await simulate(300, seconds=300, others=50, tick=2.0)
+    figures = await simulate(300, seconds=300, others=50, tick=2.0, in_process=True)
     assert figures.max_reads_per_window <= READ_LIMIT
     assert figures.rate_limited == 0
     assert figures.completed == figures.noticed == figures.final_replies == 300
@@ -24,7 +24,7 @@ async def test_300_runs_stay_inside_the_read_budget_and_every_completion_is_noti
 async def test_runs_deep_in_the_list_are_read_where_they_are_not_from_the_top() -> None:
     """Our 40 runs sit below 450 newer runs of other people: once found, only their pages are
     read, not the 4–5 pages above them every time."""
-    figures = await simulate(40, seconds=300, others=10, newer=450, tick=2.0)
+    figures = await simulate(40, seconds=300, others=10, newer=450, tick=2.0, in_process=True)
     assert figures.completed == figures.noticed == 40
     assert figures.rate_limited == 0
     assert figures.list_calls + figures.get_calls < 25

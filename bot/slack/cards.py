@@ -132,16 +132,44 @@ class RunCards:
             note=note,
         )
 
+    async def _put(
+        self,
+        *,
+        channel: str,
+        thread_ts: str | None,
+        card_ts: str | None,
+        message: RenderedMessage,
+        context: str,
+    ) -> str:
+        """Edit the card at `card_ts`, or post it in the thread when there is none: its ts.
+        Raises the gateway's SlackError."""
+        if card_ts:
+            await self.slack.update(
+                channel=channel,
+                ts=card_ts,
+                text=message.text,
+                blocks=message.blocks,
+                context=context,
+            )
+            return card_ts
+        return await self.slack.post(
+            channel=channel,
+            thread_ts=thread_ts,
+            text=message.text,
+            blocks=message.blocks,
+            context=context,
+        )
+
     async def post_request_card(self, row: QueuedRequest) -> str | None:
         """Post the request's first card: its ts, or None when Slack did not take it."""
         note = f"sent to run #{row.resume_run_id}" if row.resume_run_id else None
         message = render_card(self.request_view(row, note=note), now=self.clock.now())
         try:
-            return await self.slack.post(
+            return await self._put(
                 channel=row.channel_id,
                 thread_ts=row.thread_ts,
-                text=message.text,
-                blocks=message.blocks,
+                card_ts=None,
+                message=message,
                 context=f"request={row.id}",
             )
         except SlackError:
@@ -167,11 +195,11 @@ class RunCards:
         )
         message = render_card(view, now=self.clock.now())
         try:
-            await self.slack.update(
+            await self._put(
                 channel=row.channel_id,
-                ts=row.card_ts,
-                text=message.text,
-                blocks=message.blocks,
+                thread_ts=row.thread_ts,
+                card_ts=row.card_ts,
+                message=message,
                 context=f"request={row.id}",
             )
         except SlackError:
@@ -213,22 +241,13 @@ class RunCards:
         message = render_card(view, now=self.clock.now())
         context = f"run={run.id}"
         try:
-            if run.card_ts:
-                await self.slack.update(
-                    channel=run.channel_id,
-                    ts=run.card_ts,
-                    text=message.text,
-                    blocks=message.blocks,
-                    context=context,
-                )
-            else:
-                run.card_ts = await self.slack.post(
-                    channel=run.channel_id,
-                    thread_ts=run.thread_ts,
-                    text=message.text,
-                    blocks=message.blocks,
-                    context=context,
-                )
+            run.card_ts = await self._put(
+                channel=run.channel_id,
+                thread_ts=run.thread_ts,
+                card_ts=run.card_ts,
+                message=message,
+                context=context,
+            )
         except SlackUnavailable:
             return False
         except SlackError:

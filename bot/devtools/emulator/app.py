@@ -11,7 +11,7 @@ import hmac
 import html
 import json
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -346,25 +346,25 @@ def create_emulator_app(state: EmulatorState) -> Starlette:
             return scripted
         return _json(200, state.me.model_dump(mode="json"))
 
-    @endpoint(LIST_USERS, limiter=state.read_limiter)
-    async def list_users(request: Request, call: ReceivedCall) -> Response:
+    async def org_page(
+        request: Request, call: ReceivedCall, items: Callable[[], Sequence[BaseModel]]
+    ) -> Response:
+        """A page of one of the organization's lists (users, repositories)."""
         org_id = _path_int(request, "org_id")
         query = _query(request, _PageQuery)
         if not authorized(request, org_id):
             return _forbidden()
         if (scripted := await scripted_read(call)) is not None:
             return scripted
-        return _json(200, _page([u.model_dump(mode="json") for u in state.users], query))
+        return _json(200, _page([item.model_dump(mode="json") for item in items()], query))
+
+    @endpoint(LIST_USERS, limiter=state.read_limiter)
+    async def list_users(request: Request, call: ReceivedCall) -> Response:
+        return await org_page(request, call, lambda: state.users)
 
     @endpoint(LIST_REPOS, limiter=state.read_limiter)
     async def list_repos(request: Request, call: ReceivedCall) -> Response:
-        org_id = _path_int(request, "org_id")
-        query = _query(request, _PageQuery)
-        if not authorized(request, org_id):
-            return _forbidden()
-        if (scripted := await scripted_read(call)) is not None:
-            return scripted
-        return _json(200, _page([r.model_dump(mode="json") for r in state.repos], query))
+        return await org_page(request, call, lambda: state.repos)
 
     @endpoint(WEB_PAGE, limiter=None)
     async def web_page(request: Request, call: ReceivedCall) -> Response:

@@ -205,7 +205,7 @@ def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class TextFormatter(logging.Formatter):
-    """`2025-01-01T12:00:00.000Z INFO bot.dispatcher: created run request_id=… run_id=…`"""
+    """`2025-01-01T12:00:00.000Z INFO bot.runs.dispatcher: created run request_id=… run_id=…`"""
 
     def __init__(self, redactor: Redactor | None = None) -> None:
         super().__init__()

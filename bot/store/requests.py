@@ -35,20 +35,27 @@ class PreparedRequest:
     message_ts: str | None
     trigger: Trigger
 
+    def values(self) -> dict[str, Any]:
+        """The columns this sets (the request continues `resume_run_id`, if any)."""
+        return {
+            "kind": self.kind,
+            "prompt": self.prompt,
+            "images": list(self.images),
+            "skipped_files": list(self.skipped_files),
+            "options": self.options,
+            "run_metadata": dict(self.run_metadata),
+            "resume_run_id": self.resume_run_id,
+            "parent_run_id": self.resume_run_id,
+            "channel_id": self.channel_id,
+            "thread_ts": self.thread_ts,
+            "message_ts": self.message_ts,
+            "trigger": self.trigger,
+        }
+
     def apply_to(self, row: QueuedRequest) -> QueuedRequest:
         """The row as it reads once this is written (cards render from the row)."""
-        row.kind = self.kind
-        row.prompt = self.prompt
-        row.images = list(self.images)
-        row.skipped_files = list(self.skipped_files)
-        row.options = self.options
-        row.run_metadata = dict(self.run_metadata)
-        row.resume_run_id = self.resume_run_id
-        row.parent_run_id = self.resume_run_id
-        row.channel_id = self.channel_id
-        row.thread_ts = self.thread_ts
-        row.message_ts = self.message_ts
-        row.trigger = self.trigger
+        for key, value in self.values().items():
+            setattr(row, key, value)
         return row
 
 
@@ -137,22 +144,7 @@ class RequestStore:
         now: datetime,
     ) -> bool:
         """Ready to send. `release`: give the lease back (intake); the dispatcher keeps it."""
-        values: dict[str, Any] = {
-            "kind": prepared.kind,
-            "prompt": prepared.prompt,
-            "images": list(prepared.images),
-            "skipped_files": list(prepared.skipped_files),
-            "options": prepared.options,
-            "run_metadata": prepared.run_metadata,
-            "resume_run_id": prepared.resume_run_id,
-            "parent_run_id": prepared.resume_run_id,
-            "channel_id": prepared.channel_id,
-            "thread_ts": prepared.thread_ts,
-            "message_ts": prepared.message_ts,
-            "trigger": prepared.trigger,
-            "prepared": True,
-            "updated_at": now,
-        }
+        values = {**prepared.values(), "prepared": True, "updated_at": now}
         if card_ts is not None:
             values["card_ts"] = card_ts
         if release:

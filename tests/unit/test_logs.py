@@ -73,7 +73,7 @@ def _assert_clean(output: str) -> None:
 
 
 def _log_everything() -> None:
-    logging.getLogger("bot.dispatcher").info("starting with token %s", BOT_TOKEN)
+    logging.getLogger("bot.runs.dispatcher").info("starting with token %s", BOT_TOKEN)
     logging.getLogger("bot.app").warning("app token in message: " + APP_TOKEN)
     logging.getLogger("bot.codegen.client").error(
         "request failed", extra={"headers": {"Authorization": f"Bearer {CODEGEN_TOKEN}"}}
@@ -93,7 +93,7 @@ def _log_everything() -> None:
     try:
         raise RuntimeError(f"Slack said invalid_auth for {BOT_TOKEN} / {CODEGEN_TOKEN}")
     except RuntimeError:
-        logging.getLogger("bot.notify").exception("posting failed with %s", APP_TOKEN)
+        logging.getLogger("bot.slack.gateway").exception("posting failed with %s", APP_TOKEN)
 
 
 @pytest.mark.parametrize("log_format", ["json", "text"])
@@ -115,7 +115,7 @@ def test_no_secret_reaches_the_output(
 
 def test_json_lines_parse_and_carry_fields(configure: Callable[..., io.StringIO]) -> None:
     stream = configure("json")
-    log = logging.getLogger("bot.tracker")
+    log = logging.getLogger("bot.runs.tracker")
     with log_context(request_id="req-1", channel_id="C123", user_id="U456"):
         log.info("queued")
         with log_context(run_id=42):
@@ -137,7 +137,7 @@ def test_json_lines_parse_and_carry_fields(configure: Callable[..., io.StringIO]
     ]
     first = lines[0]
     assert set(first) >= {"ts", "level", "logger", "message"}
-    assert first["level"] == "INFO" and first["logger"] == "bot.tracker"
+    assert first["level"] == "INFO" and first["logger"] == "bot.runs.tracker"
     assert first["ts"].endswith("Z") and "T" in first["ts"]
     assert (first["request_id"], first["channel_id"], first["user_id"]) == ("req-1", "C123", "U456")
     assert "run_id" not in first
@@ -166,9 +166,9 @@ def test_third_party_loggers_get_context_and_format(
 def test_text_format_shows_context(configure: Callable[..., io.StringIO]) -> None:
     stream = configure("text")
     with log_context(request_id="req-2", run_id=7):
-        logging.getLogger("bot.dispatcher").info("created run")
+        logging.getLogger("bot.runs.dispatcher").info("created run")
     line = stream.getvalue().strip()
-    assert " INFO bot.dispatcher: created run" in line
+    assert " INFO bot.runs.dispatcher: created run" in line
     assert line.endswith("request_id=req-2 run_id=7")
 
 

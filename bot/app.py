@@ -121,7 +121,7 @@ class Runtime:
 
     async def close(self) -> None:
         if self.ticks is not None:
-            self.ticks.stop()
+            await self.ticks.stop()
         await self.settle()
         await self.codegen.aclose()
         await self.http.aclose()

@@ -2,11 +2,13 @@
 
 Ticks receive plain jobs (a name, an interval, a coroutine function), the way slack-machine's
 scheduler receives functions: the scheduler knows nothing of what they do. A job that raises
-is logged and runs again at its next interval.
+is logged and runs again at its next interval. Stopping waits for the ticks in flight, so the
+store is never closed under a tick that is still writing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +25,9 @@ class Job:
     run: Callable[[], Awaitable[object]]
 
 
+STOP_WAIT_SECONDS = 30.0
+
+
 class Ticks:
     def __init__(self, jobs: Sequence[Job]) -> None:
         self.jobs = list(jobs)
@@ -30,11 +35,12 @@ class Ticks:
         self.scheduler = AsyncIOScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
         )
+        self._in_flight: set[asyncio.Task[object]] = set()
 
     def start(self) -> None:
         for job in self.jobs:
             self.scheduler.add_job(
-                _logged(job), "interval", seconds=job.seconds, id=job.name, name=job.name
+                self._logged(job), "interval", seconds=job.seconds, id=job.name, name=job.name
             )
         self.scheduler.start()
 
@@ -42,16 +48,31 @@ class Ticks:
     def running(self) -> bool:
         return bool(self.scheduler.running)
 
-    def stop(self) -> None:
+    async def stop(self, *, wait: float = STOP_WAIT_SECONDS) -> None:
+        """Fire no more ticks, and let those in flight finish (cancelled after `wait` s)."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        in_flight = list(self._in_flight)
+        if not in_flight:
+            return
+        _done, late = await asyncio.wait(in_flight, timeout=wait)
+        for task in late:
+            log.error("a tick was still running %.0f s after the stop: cancelled", wait)
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
 
+    def _logged(self, job: Job) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._in_flight.add(task)
+            try:
+                await job.run()
+            except Exception:
+                log.exception("%s tick failed", job.name)
+            finally:
+                if task is not None:
+                    self._in_flight.discard(task)
 
-def _logged(job: Job) -> Callable[[], Awaitable[None]]:
-    async def run() -> None:
-        try:
-            await job.run()
-        except Exception:
-            log.exception("%s tick failed", job.name)
-
-    return run
+        return run

@@ -71,7 +71,6 @@ class Runtime:
     codegen: CodegenClient
     http: httpx.AsyncClient
     slack_client: AsyncWebClient
-    slack: SlackGateway
     intake: Intake
     dispatcher: Dispatcher
     tracker: Tracker
@@ -238,7 +237,6 @@ async def build_runtime(
         codegen=codegen,
         http=http,
         slack_client=slack_client,
-        slack=slack,
         intake=intake,
         dispatcher=dispatcher,
         tracker=tracker,

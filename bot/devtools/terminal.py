@@ -106,9 +106,6 @@ class TerminalView:
         self.latest_thread = key
         return self.threads[key]
 
-    def thread_number(self, channel: str, root_ts: str) -> int | None:
-        return self.threads.get((channel, root_ts))
-
     def thread_by_number(self, number: int) -> tuple[str, str] | None:
         return next((key for key, n in self.threads.items() if n == number), None)
 

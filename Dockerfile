@@ -63,7 +63,9 @@ USER codegen:codegen
 EXPOSE 3000
 
 # The bot serves GET /healthz on $PORT in HTTP mode, and in Socket Mode because PORT is set
-# here (unset it to serve nothing in Socket Mode; then run with `--no-healthcheck`).
+# here (unset it to serve nothing in Socket Mode; then run with `--no-healthcheck`). In Socket
+# Mode it answers 503 once the socket has been down for 60 s (a refused SLACK_APP_TOKEN, Slack
+# unreachable), so the container shows as unhealthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:${PORT:-3000}/healthz', timeout=4)" || exit 1
 

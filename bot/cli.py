@@ -9,7 +9,6 @@ import errno
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
@@ -25,19 +24,6 @@ def loud(lines: list[str]) -> None:
     print(BANNER_RULE, *lines, BANNER_RULE, sep="\n", file=sys.stderr, flush=True)
 
 
-@contextlib.asynccontextmanager
-async def codegen_endpoint(settings: Settings) -> AsyncIterator[str]:
-    """The real API when credentials are set, else the built-in emulator on loopback."""
-    if not settings.uses_emulator:
-        yield settings.codegen_api_url
-        return
-    from bot.devtools.emulator import EmulatorState, running_emulator
-
-    state = EmulatorState(token=settings.effective_codegen_token, org_id=settings.effective_org_id)
-    async with running_emulator(state) as url:
-        yield url
-
-
 async def run_bot(settings: Settings, mode: str) -> None:
     """Run until SIGINT/SIGTERM: Socket Mode or HTTP mode, with the ticks in this loop."""
     from bot.app import build_bolt_app, build_runtime, build_web_app
@@ -49,44 +35,38 @@ async def run_bot(settings: Settings, mode: str) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform
             loop.add_signal_handler(signum, stop.set)
 
-    async with codegen_endpoint(settings) as codegen_url:
-        if settings.uses_emulator:
-            loud(
-                [
-                    "CODEGEN_API_TOKEN is not set: runs go to the BUILT-IN CODEGEN EMULATOR",
-                    f"at {codegen_url}. Nothing reaches the real Codegen API.",
-                ]
-            )
-        runtime = await build_runtime(settings, codegen_url=codegen_url)
-        bolt = build_bolt_app(runtime)
-        runtime.start_ticks()
-        runtime.mark_ready()
-        try:
-            if mode == "http":
-                web = build_web_app(runtime, bolt)
-                async with serve_http(web, host="0.0.0.0", port=settings.port) as port:
-                    log.info(
-                        "HTTP mode: Slack posts to http://<this host>:%s/slack/events; "
-                        "health on /healthz and /readyz, metrics on /metrics",
-                        port,
-                    )
-                    await stop.wait()
-            else:
-                await _socket_mode(settings, runtime, bolt, stop)
-        finally:
-            log.info("shutting down")
-            await runtime.close()
+    runtime = await build_runtime(settings)
+    bolt = build_bolt_app(runtime)
+    runtime.start_ticks()
+    runtime.mark_ready()
+    try:
+        if mode == "http":
+            web = build_web_app(runtime, bolt)
+            async with serve_http(web, host="0.0.0.0", port=settings.port) as port:
+                log.info(
+                    "HTTP mode: Slack posts to http://<this host>:%s/slack/events; "
+                    "health on /healthz and /readyz, metrics on /metrics",
+                    port,
+                )
+                await stop.wait()
+        else:
+            await _socket_mode(settings, runtime, bolt, stop)
+    finally:
+        log.info("shutting down")
+        await runtime.close()
 
 
 async def _socket_mode(settings: Settings, runtime: Any, bolt: Any, stop: asyncio.Event) -> None:
     """Socket Mode; /healthz, /readyz and /metrics on PORT only when PORT is set."""
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
     from bot.app import build_web_app
     from bot.serving import serve_http
+    from bot.socket_mode import SocketLink
 
     assert settings.slack_app_token is not None
-    handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+    link = SocketLink(
+        bolt, app_token=settings.slack_app_token.get_secret_value(), clock=runtime.clock
+    )
+    runtime.health.socket = link
     async with contextlib.AsyncExitStack() as stack:
         if "port" in settings.model_fields_set:
             web = build_web_app(runtime, None)
@@ -96,11 +76,7 @@ async def _socket_mode(settings: Settings, runtime: Any, bolt: Any, stop: asynci
             log.info("Socket Mode; health and metrics on port %s", port)
         else:
             log.info("Socket Mode (set PORT to serve /healthz, /readyz and /metrics)")
-        await handler.connect_async()
-        try:
-            await stop.wait()
-        finally:
-            await handler.close_async()
+        await link.run(stop)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -113,6 +89,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     if missing:
         needed = ", ".join(f"{name} ({_WHAT[name]})" for name in missing)
         raise ConfigError(f"BOT_MODE={mode} needs {needed}")
+    if settings.codegen_api_token is None or settings.codegen_org_id is None:
+        # Real people in a real workspace must never get invented results: the emulator is
+        # for the console and tests (or a CODEGEN_API_URL pointed at it on purpose, with a
+        # token).
+        unset = [
+            name
+            for name, value in (
+                ("CODEGEN_API_TOKEN", settings.codegen_api_token),
+                ("CODEGEN_ORG_ID", settings.codegen_org_id),
+            )
+            if value is None
+        ]
+        raise ConfigError(
+            f"BOT_MODE={mode} talks to a real Slack workspace but {' and '.join(unset)} "
+            f"{'is' if len(unset) == 1 else 'are'} not set: set CODEGEN_API_TOKEN and "
+            "CODEGEN_ORG_ID (https://codegen.com/token). Without them "
+            "runs would go to the built-in emulator and people would get invented results. "
+            "To try the bot without Codegen, run `codegen-bot console`."
+        )
     try:
         asyncio.run(run_bot(settings, mode))
     except OSError as error:

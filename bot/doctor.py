@@ -29,13 +29,13 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from bot.codegen.client import CodegenClient
 from bot.config import Settings, load_settings, safe_database_url
 from bot.errors import CodegenError, ConfigError, Forbidden, Unavailable
-from bot.logs import Redactor, configure_logging
+from bot.logs import MIN_REDACTED_LENGTH, Redactor, configure_logging, too_short_to_redact
 from bot.slack.manifest import BOT_SCOPES, missing_scopes
 from bot.store.db import create_engine, pending_migrations
 
 log = logging.getLogger(__name__)
 
-Status = Literal["ok", "fail", "skip"]
+Status = Literal["ok", "warn", "fail", "skip"]
 T = TypeVar("T")
 
 TIMEOUT_SECONDS = 10.0
@@ -67,6 +67,10 @@ def ok(name: str, detail: str) -> CheckResult:
 
 def fail(name: str, detail: str, fix: str) -> CheckResult:
     return CheckResult(name, "fail", detail, fix)
+
+
+def warn(name: str, detail: str, fix: str) -> CheckResult:
+    return CheckResult(name, "warn", detail, fix)
 
 
 def skip(name: str, detail: str) -> CheckResult:
@@ -152,6 +156,33 @@ def check_codegen_settings(settings: Settings) -> CheckResult:
             f"at {CODEGEN_TOKEN_URL}).",
         )
     return ok(name, f"API {settings.codegen_api_url}, organization {settings.codegen_org_id}")
+
+
+def check_secret_lengths(settings: Settings) -> list[CheckResult]:
+    """A secret shorter than MIN_REDACTED_LENGTH is not redacted from logs as a substring
+    (it would garble every line), so it can appear in them: say so."""
+    short = [
+        name.upper()
+        for name in (
+            "slack_bot_token",
+            "slack_app_token",
+            "slack_signing_secret",
+            "codegen_api_token",
+        )
+        if (value := getattr(settings, name)) is not None
+        and too_short_to_redact(value.get_secret_value())
+    ]
+    if not short:
+        return []
+    return [
+        warn(
+            "secrets",
+            f"{', '.join(short)} {'is' if len(short) == 1 else 'are'} shorter than "
+            f"{MIN_REDACTED_LENGTH} characters: too short to be redacted from log lines, so "
+            "it may appear in them",
+            "Use the full token or secret Slack and Codegen issued; a real one is longer.",
+        )
+    ]
 
 
 # -- database -----------------------------------------------------------------------------------
@@ -487,7 +518,11 @@ Check = Callable[[Settings], Awaitable[list[CheckResult]]]
 
 async def run_checks(settings: Settings, *, wait: float = TIMEOUT_SECONDS) -> list[CheckResult]:
     """Every check, in order: settings, database, Slack, Codegen (network checks concurrently)."""
-    results = [*check_mode(settings), check_codegen_settings(settings)]
+    results = [
+        *check_mode(settings),
+        check_codegen_settings(settings),
+        *check_secret_lengths(settings),
+    ]
     groups = await asyncio.gather(
         check_database(settings, wait=wait),
         check_slack(settings, wait=wait),
@@ -498,7 +533,7 @@ async def run_checks(settings: Settings, *, wait: float = TIMEOUT_SECONDS) -> li
     return results
 
 
-MARKS = {"ok": "ok  ", "fail": "FAIL", "skip": "skip"}
+MARKS = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
 
 
 def format_results(results: Sequence[CheckResult]) -> str:

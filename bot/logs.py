@@ -122,11 +122,22 @@ _TOKEN_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+#: Secrets shorter than this are not replaced as substrings: a one-character secret would
+#: turn every "s" in every line into [REDACTED]. `doctor` warns about such a secret instead.
+MIN_REDACTED_LENGTH = 8
+
+
+def too_short_to_redact(secret: str) -> bool:
+    return 0 < len(secret) < MIN_REDACTED_LENGTH
+
+
 class Redactor:
     """Replaces configured secret values and token-shaped strings with [REDACTED]."""
 
     def __init__(self, secrets: Sequence[str] = ()) -> None:
-        values = sorted({s for s in secrets if s}, key=len, reverse=True)
+        values = sorted(
+            {s for s in secrets if s and not too_short_to_redact(s)}, key=len, reverse=True
+        )
         self._secrets = (
             re.compile("|".join(re.escape(value) for value in values)) if values else None
         )

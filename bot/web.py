@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
@@ -29,12 +30,22 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT_SECONDS = 5.0
 
 
+class SocketState(Protocol):
+    """Socket Mode's connection as the probes see it (bot.socket_mode.SocketLink)."""
+
+    async def connected(self) -> bool: ...
+
+    def unhealthy(self) -> bool: ...
+
+
 @dataclass
 class Health:
-    """What the probes know of the process: started, and whether its ticks still run."""
+    """What the probes know of the process: started, whether its ticks still run, and in
+    Socket Mode whether the socket is up."""
 
     ready: bool = False
     ticking: Callable[[], bool] = field(default=lambda: True)
+    socket: SocketState | None = None
 
 
 def build_http_app(
@@ -62,14 +73,20 @@ def build_http_app(
             return JSONResponse({"status": "starting"}, status_code=503)
         if not health.ticking():
             return JSONResponse({"status": "ticks stopped"}, status_code=503)
+        if health.socket is not None and health.socket.unhealthy():
+            return JSONResponse({"status": "socket down"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     async def readyz(_request: Request) -> Response:
-        """Ready: the database answers and Slack accepts the bot token (no retries, bounded)."""
+        """Ready: the database answers, Slack accepts the bot token (no retries, bounded)
+        and, in Socket Mode, the socket is connected."""
         checks: dict[str, str] = {}
         if not health.ready:
             checks["startup"] = "error: still starting"
         checks["database"] = await _check_database(store)
+        if health.socket is not None:
+            up = await health.socket.connected()
+            checks["socket"] = "ok" if up else "error: Socket Mode is not connected"
         if slack_probe is not None:
             checks["slack"] = await _check_slack(slack_probe)
         ok = all(value == "ok" for value in checks.values())

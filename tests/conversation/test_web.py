@@ -52,6 +52,36 @@ async def test_health_and_readiness_when_all_is_well(sqlite_url: str) -> None:
         assert (await chat.http.get("/readyz")).status_code == 503
 
 
+class _Socket:
+    """Socket Mode's link as the probes see it, set by the test."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.long_down = False
+
+    async def connected(self) -> bool:
+        return self.up
+
+    def unhealthy(self) -> bool:
+        return self.long_down
+
+
+async def test_socket_mode_down_is_not_ready_and_in_time_not_healthy(sqlite_url: str) -> None:
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        socket = _Socket()
+        chat.runtime.health.socket = socket
+        ready = await chat.http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["socket"] == "error: Socket Mode is not connected"
+        assert (await chat.http.get("/healthz")).status_code == 200  # down only briefly
+        socket.long_down = True
+        health = await chat.http.get("/healthz")
+        assert (health.status_code, health.json()) == (503, {"status": "socket down"})
+        socket.up, socket.long_down = True, False
+        assert (await chat.http.get("/readyz")).json()["checks"]["socket"] == "ok"
+        assert (await chat.http.get("/healthz")).status_code == 200
+
+
 async def test_readyz_is_503_when_slack_refuses_the_token(sqlite_url: str) -> None:
     async with Conversation.start(database_url=sqlite_url) as chat:
         chat.slack.fail_next("auth.test", "invalid_auth")

@@ -166,6 +166,39 @@ def test_run_without_credentials_or_terminal_says_what_is_missing(tmp_path: Path
     assert "codegen-bot console" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("codegen", "unset"),
+    [
+        ({}, "CODEGEN_API_TOKEN and CODEGEN_ORG_ID are not set"),
+        ({"CODEGEN_API_TOKEN": CODEGEN_TOKEN}, "CODEGEN_ORG_ID is not set"),
+    ],
+)
+def test_run_with_slack_but_not_codegen_credentials_refuses(
+    tmp_path: Path, codegen: dict[str, str], unset: str
+) -> None:
+    """Real people in a real workspace never get the emulator's invented results."""
+    result = subprocess.run(
+        bot_command("run"),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=bot_env(
+            BOT_MODE="http",
+            SLACK_BOT_TOKEN=BOT_TOKEN,
+            SLACK_SIGNING_SECRET=SIGNING_SECRET,
+            PORT=str(free_port()),
+            **codegen,
+        ),
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"BOT_MODE=http talks to a real Slack workspace but {unset}" in result.stderr
+    assert "codegen-bot console" in result.stderr
+    assert "EMULATOR" not in result.stderr
+    assert not (tmp_path / "codegen-bot.db").exists()  # refused before touching anything
+
+
 def test_run_in_a_terminal_without_credentials_starts_the_console(tmp_path: Path) -> None:
     """What `make run` does on a fresh machine: the console, saying so loudly."""
     main_fd, child_fd = pty.openpty()

@@ -257,6 +257,16 @@ async def test_socket_mode_app_token(world: World) -> None:
     assert "connections:write" in (by_name(results)["slack app token"].fix or "")
 
 
+async def test_a_secret_too_short_to_redact_is_a_warning(world: World) -> None:
+    results = await run_checks(world.settings(slack_signing_secret="abc"))
+    checks = by_name(results)
+    assert checks["secrets"].status == "warn" and checks["secrets"].ok
+    assert "SLACK_SIGNING_SECRET is shorter than 8 characters" in checks["secrets"].detail
+    assert "WARN  secrets" in format_results(results)
+    assert "abc" not in checks["secrets"].detail
+    assert "secrets" not in by_name(await run_checks(world.settings()))
+
+
 async def test_report_format(world: World) -> None:
     results = await run_checks(world.settings(codegen_org_id=43))
     lines = format_results(results).splitlines()

@@ -235,3 +235,11 @@ def test_filter_alone_redacts_record_in_place() -> None:
     assert RedactingFilter(SECRETS).filter(record)
     assert record.getMessage() == "token [REDACTED] and {'k': '[REDACTED]'}"
     assert record.__dict__["custom"] == ["[REDACTED]", 3]
+
+
+def test_a_secret_too_short_to_redact_leaves_the_text_readable() -> None:
+    """A one-character secret would turn every "s" into [REDACTED]: short secrets are not
+    replaced as substrings (doctor warns about them); longer ones still are."""
+    redact = Redactor(["s", "abc1234", "long-enough-secret"])
+    assert redact("Will assume the long-enough-secret") == "Will assume the [REDACTED]"
+    assert redact("abc1234") == "abc1234"

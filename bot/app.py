@@ -292,8 +292,10 @@ def build_web_app(runtime: Runtime, bolt: AsyncApp | None) -> Starlette:
             max_attempts=1,
             on_error=runtime.metrics.slack_error,
         )
+    secret = runtime.settings.slack_signing_secret
     return build_http_app(
         bolt=bolt,
+        signing_secret=secret.get_secret_value() if secret is not None else None,
         health=runtime.health,
         store=runtime.store,
         metrics=runtime.metrics,

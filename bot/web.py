@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.adapter.starlette.async_handler import to_starlette_response
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncBoltRequest
+from slack_bolt.request.async_internals import build_async_context
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.errors import SlackError
 from bot.metrics import Metrics, render_latest
 from bot.slack.gateway import SlackGateway
+from bot.slack.inbound import Refused, read_request
 from bot.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -55,17 +58,14 @@ def build_http_app(
     store: Store,
     metrics: Metrics,
     slack_probe: SlackGateway | None,
+    signing_secret: str | None = None,
 ) -> Starlette:
-    """The routes; /slack/events only with a Bolt app (HTTP mode). `slack_probe`: a gateway
-    that tries once (None: no bot token, Slack is not checked)."""
+    """The routes; /slack/events only with a Bolt app (HTTP mode), its requests checked
+    against `signing_secret`. `slack_probe`: a gateway that tries once (None: no bot token,
+    Slack is not checked)."""
     routes: list[Route] = []
     if bolt is not None:
-        handler = AsyncSlackRequestHandler(bolt)
-
-        async def slack_events(request: Request) -> Response:
-            return await handler.handle(request)
-
-        routes.append(Route("/slack/events", slack_events, methods=["POST"]))
+        routes.append(Route("/slack/events", _slack_events(bolt, signing_secret), methods=["POST"]))
 
     async def healthz(_request: Request) -> Response:
         """Alive: the process answers and its ticks are scheduled (503 while starting)."""
@@ -105,6 +105,34 @@ def build_http_app(
         Route("/metrics", metrics_route),
     ]
     return Starlette(routes=routes)
+
+
+def _slack_events(bolt: AsyncApp, signing_secret: str | None) -> Callable[..., Any]:
+    """/slack/events: refuse what is not a readable, signed Slack request with a 4xx and one
+    log line (bot.slack.inbound), hand the rest to Bolt already parsed."""
+
+    async def slack_events(request: Request) -> Response:
+        body = await request.body()
+        verdict = read_request(
+            body, headers=request.headers, signing_secret=signing_secret, now=time.time()
+        )
+        if isinstance(verdict, Refused):
+            log.warning(
+                "refused a request to /slack/events (%d): %s", verdict.status, verdict.reason
+            )
+            return PlainTextResponse(verdict.reason, status_code=verdict.status)
+        # Built empty and filled in: Bolt would parse the body again, its own way.
+        bolt_request = AsyncBoltRequest(
+            body="",
+            query=request.query_params,  # type: ignore[arg-type]
+            headers=request.headers,  # type: ignore[arg-type]
+        )
+        bolt_request.raw_body = verdict.raw  # what Bolt's signature check reads
+        bolt_request.body = verdict.payload
+        bolt_request.context = build_async_context(AsyncBoltContext({}), verdict.payload)
+        return to_starlette_response(await bolt.async_dispatch(bolt_request))
+
+    return slack_events
 
 
 async def _check_database(store: Store) -> str:

@@ -11,6 +11,7 @@ import logging
 import re
 from typing import Any
 
+from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot.errors import OptionError
@@ -28,7 +29,8 @@ from bot.intake.options import (
     parse_command,
     parse_request_text,
 )
-from bot.requests import RunRequest, SlackContext, SlackFile, Trigger
+from bot.requests import RunRequest, SlackContext, Trigger
+from bot.slack.inbound import MessageEvent, SlashCommand
 from bot.slack.render import VIEW_RUN_ACTION_ID
 from bot.slack.text import slack_unescape
 
@@ -48,8 +50,13 @@ def register(app: AsyncApp, *, intake: Intake, answers: Answers) -> None:
 
     @app.command("/codegen")
     async def codegen_command(ack: AsyncAck, command: dict[str, Any]) -> None:
-        text = command.get("text") or ""
-        channel_id, user_id = command["channel_id"], command["user_id"]
+        try:
+            slash = SlashCommand.model_validate(command)
+        except ValidationError as error:  # HTTP mode refuses these before Bolt; Socket Mode
+            log.warning("ignoring a malformed slash command: %s", error.errors()[0]["msg"])
+            await ack()
+            return
+        text, channel_id, user_id = slash.text, slash.channel_id, slash.user_id
         try:
             parsed = parse_command(text)
         except OptionError as error:
@@ -75,12 +82,12 @@ def register(app: AsyncApp, *, intake: Intake, answers: Answers) -> None:
                 prompt=slack_unescape(parsed.prompt),
                 options=parsed.options,
                 slack=SlackContext(
-                    team_id=command.get("team_id") or "",
+                    team_id=slash.team_id,
                     channel_id=channel_id,
                     user_id=user_id,
                     trigger=Trigger.SLASH_COMMAND,
                 ),
-                response_url=command.get("response_url"),
+                response_url=slash.response_url,
             )
             refusal = intake.refusal(request)
             if refusal:
@@ -133,20 +140,25 @@ def _strip_mention(text: str, bot_user_id: str | None) -> str:
 
 
 def _message_request(
-    event: dict[str, Any], context: AsyncBoltContext, intake: Intake, trigger: Trigger
+    payload: dict[str, Any], context: AsyncBoltContext, intake: Intake, trigger: Trigger
 ) -> None:
     """A message (mention or DM) → a RunRequest for intake, or a hint for the person."""
-    channel, user, ts = event.get("channel"), event.get("user"), event.get("ts")
+    try:
+        event = MessageEvent.model_validate(payload)
+    except ValidationError as error:  # HTTP mode refuses these before Bolt; Socket Mode
+        log.warning("ignoring a malformed %s event: %s", trigger.value, error.errors()[0]["msg"])
+        return
+    channel, user, ts = event.channel, event.user, event.ts
     if not channel or not user or not ts:
         return
-    thread_ts = event.get("thread_ts")
-    text = _strip_mention(event.get("text") or "", context.bot_user_id)
+    thread_ts = event.thread_ts
+    text = _strip_mention(event.text or "", context.bot_user_id)
     try:
         parsed = parse_request_text(text)
     except OptionError as error:
         intake.hint(channel=channel, user=user, thread_ts=thread_ts, text=error.message)
         return
-    files = tuple(SlackFile.model_validate(f) for f in event.get("files") or [])
+    files = tuple(event.files or ())
     if not files and (not parsed.prompt or parsed.prompt.lower() in _HELP_WORDS):
         intake.hint(channel=channel, user=user, thread_ts=thread_ts, text=HELP_TEXT)
         return
@@ -154,7 +166,7 @@ def _message_request(
         prompt=slack_unescape(parsed.prompt) or "See the attached images.",
         options=parsed.options,
         slack=SlackContext(
-            team_id=event.get("team") or context.team_id or "",
+            team_id=event.team or context.team_id or "",
             channel_id=channel,
             user_id=user,
             thread_ts=thread_ts,

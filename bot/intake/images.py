@@ -279,6 +279,8 @@ def check_image(data: bytes) -> None:
             image.verify()
     except _Skip:
         raise
+    except Image.DecompressionBombError as exc:
+        raise _Skip("too large to process (its pixels would not fit in memory)") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise _Skip("not a readable image (the file is damaged)") from exc
 
@@ -298,6 +300,8 @@ def shrink_image(data: bytes, max_bytes: int) -> tuple[bytes, str]:
             image.load()
     except _Skip:
         raise
+    except Image.DecompressionBombError as exc:
+        raise _Skip("too large to process (its pixels would not fit in memory)") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise _Skip("not a readable image (the file is damaged)") from exc
 
@@ -519,6 +523,13 @@ async def fetch_images(
         except _Skip as skip:
             log.info("file %s skipped: %s", candidate.file.id, skip.reason)
             skipped[candidate.index] = SkippedFile(candidate.name, skip.reason, candidate.file.id)
+        except Exception:
+            # Whatever else a decoder throws: this file is skipped, the request goes on (raised,
+            # it would fail the whole request again on every retry).
+            log.warning("file %s could not be processed", candidate.file.id, exc_info=True)
+            skipped[candidate.index] = SkippedFile(
+                candidate.name, "could not be processed as an image", candidate.file.id
+            )
 
     # Fetch in waves of as many as may still be used, so a failed one lets the next one in,
     # and never more downloads than images allowed at a time.

@@ -34,7 +34,7 @@ from bot.requests import (
     ResolvedOptions,
     RunOptions,
 )
-from bot.slack.text import slack_escape
+from bot.slack.text import slack_escape, strip_invisible
 from bot.store.tables import ChannelDefaults
 
 __all__ = [
@@ -370,7 +370,7 @@ def _tidy(text: str) -> str:
         lines.append(line)
         if line.count("```") % 2:
             in_fence = not in_fence
-    return "\n".join(lines).strip()
+    return strip_invisible("\n".join(lines))
 
 
 def parse_request_text(text: str) -> ParsedRequest:
@@ -409,7 +409,7 @@ def parse_command(text: str) -> Command:
     followed by ordinary prose (`list the endpoints that …`, `help me fix …`) is a run request.
     Raises OptionError with a message for the person who typed it.
     """
-    stripped = text.strip()
+    stripped = strip_invisible(text)
     if not stripped:
         return HelpCommand()
     words = stripped.split()

@@ -9,6 +9,7 @@ before it reaches mrkdwn (so a prompt cannot ping `<!channel>` or forge a link),
 from __future__ import annotations
 
 import re
+import unicodedata
 
 __all__ = [
     "format_duration",
@@ -18,6 +19,7 @@ __all__ = [
     "shorten",
     "slack_escape",
     "slack_unescape",
+    "strip_invisible",
     "ts_key",
 ]
 
@@ -32,6 +34,27 @@ def slack_escape(text: str) -> str:
 def slack_unescape(text: str) -> str:
     """What the person typed, from the text Slack sent (the inverse of slack_escape)."""
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+# Letters and symbols that render as nothing (Hangul fillers, the braille blank, the Mongolian
+# vowel separator); format characters (category Cf: U+200B, U+2060, U+FEFF, bidi marks) are
+# found by category.
+_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e")
+
+
+def _invisible(char: str) -> bool:
+    return char.isspace() or char in _BLANK_GLYPHS or unicodedata.category(char) == "Cf"
+
+
+def strip_invisible(text: str) -> str:
+    """`text` without the whitespace and invisible characters at its ends: a prompt of only
+    zero-width characters is empty. Inside the text they stay (a ZWJ joins emoji)."""
+    start, end = 0, len(text)
+    while start < end and _invisible(text[start]):
+        start += 1
+    while end > start and _invisible(text[end - 1]):
+        end -= 1
+    return text[start:end]
 
 
 def ts_key(ts: str) -> tuple[int, int]:

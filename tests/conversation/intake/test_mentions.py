@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import os
+import struct
+import zlib
 from typing import Any
 
 from PIL import Image
@@ -20,6 +22,23 @@ def png(width: int = 8, height: int = 6, *, noisy: bool = False) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG", compress_level=1)
     return out.getvalue()
+
+
+def bomb_png(width: int = 30_000, height: int = 30_000) -> bytes:
+    """A small file that claims a huge image: a valid header and one tiny compressed row.
+    Pillow refuses to open it (DecompressionBombError) before decoding anything."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def decode(uri: str) -> tuple[str, bytes]:
@@ -79,6 +98,21 @@ async def test_an_oversized_screenshot_is_scaled_down_and_sent(sqlite_url: str) 
             assert abs(image.width / image.height - 1.6) < 0.05
         # Nothing was left out, so nothing is listed.
         assert not any("left out" in t for t in chat.bot_texts("C1", ts))
+
+
+async def test_a_decompression_bomb_is_skipped_and_the_good_screenshot_goes(
+    sqlite_url: str,
+) -> None:
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        bomb = chat.slack.add_file("huge.png", bomb_png(), "image/png")
+        shot = chat.slack.add_file("login.png", png(), "image/png")
+        ts = await chat.mention("the login page is blank", files=[bomb, shot])
+        await chat.run_until_idle()
+
+        [body] = chat.emulator.created_bodies()  # sent once, not retried
+        assert [decode(uri)[1] for uri in body["images"]] == [png()]
+        [note] = [t for t in chat.bot_texts("C1", ts) if "left out" in t]
+        assert "huge.png: too large to process" in note
 
 
 async def test_a_pdf_is_skipped_and_named_in_the_thread(sqlite_url: str) -> None:

@@ -156,6 +156,18 @@ async def test_help_status_and_list(sqlite_url: str) -> None:
         assert "have not started any" in ack_text(await chat.slash("list", user="U2"))
 
 
+async def test_a_prompt_of_only_invisible_characters_is_not_a_run(sqlite_url: str) -> None:
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        for text in ("\u200b\u2060", "\u200b \ufeff\u3164", "[repo=acme/web] \u200b"):
+            assert "/codegen status &lt;run id&gt;" in ack_text(await chat.slash(text))
+        await chat.mention("\u200b\u2060")
+        await chat.run_until_idle()
+        assert await chat.queued_requests() == []
+        assert chat.emulator.created_bodies() == []
+        hints = chat.ephemeral_texts()
+        assert hints and "/codegen status &lt;run id&gt;" in hints[-1]
+
+
 async def test_config_shows_sets_and_resets_the_channels_defaults(sqlite_url: str) -> None:
     async with Conversation.start(
         database_url=sqlite_url, codegen_default_model="org-model"

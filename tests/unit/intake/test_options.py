@@ -322,3 +322,11 @@ def test_help_text_names_every_command_option_and_example() -> None:
     ]:
         assert part in HELP_TEXT
     assert len(HELP_TEXT) < 3000  # fits one section block
+
+
+@pytest.mark.parametrize("text", ["\u200b", "\u200b\u2060", " \ufeff \u200e\u3164 ", "\u2800"])
+def test_invisible_characters_alone_are_an_empty_prompt(text: str) -> None:
+    assert parse_request_text(text).prompt == ""
+    assert parse_request_text("\u200bfix it\u2060").prompt == "fix it"
+    # Inside the text they stay: a zero-width joiner holds an emoji together.
+    assert parse_request_text("add 👩\u200d💻 to the docs").prompt == "add 👩\u200d💻 to the docs"

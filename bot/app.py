@@ -12,7 +12,6 @@ below this module imports Runtime.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import socket
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from bot.scheduler import Job, Ticks
 from bot.slack.cards import RunCards
 from bot.slack.gateway import SlackGateway
 from bot.store.db import create_engine, migrate
+from bot.store.leases import LEASE_SECONDS, RENEW_SECONDS
 from bot.store.store import Store
 from bot.web import READY_TIMEOUT_SECONDS, Health, build_http_app
 from handlers.slack import register
@@ -58,7 +58,10 @@ PRUNE_SECONDS = 3600.0
 
 
 def default_replica_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """Stable across restarts, so a restarted replica takes its own leases back at once: the
+    hostname, which is the container's (compose, Kubernetes) and unique per replica there.
+    Two processes on one host need BOT_REPLICA_ID each."""
+    return socket.gethostname()
 
 
 @dataclass
@@ -67,6 +70,7 @@ class Runtime:
 
     settings: Settings
     clock: Clock
+    replica_id: str
     store: Store
     codegen: CodegenClient
     http: httpx.AsyncClient
@@ -85,9 +89,17 @@ class Runtime:
         return [
             Job("dispatch", DISPATCH_SECONDS, self.dispatcher.tick),
             Job("poll", poll_every, self.tracker.tick),
+            Job("renew", RENEW_SECONDS, self._renew),
             Job("reap", REAP_SECONDS, self._reap),
             Job("prune", PRUNE_SECONDS, self._prune),
         ]
+
+    async def _renew(self) -> None:
+        """Keep this replica's leases while it lives; they lapse within LEASE_SECONDS of its
+        death and another replica takes the work."""
+        await self.store.leases.renew(
+            self.replica_id, now=self.clock.now(), lease_seconds=LEASE_SECONDS
+        )
 
     async def _reap(self) -> None:
         await self.store.reap_expired_leases(now=self.clock.now())
@@ -147,10 +159,13 @@ async def build_runtime(
     back-off and of the poll jitter."""
     clock = clock or SystemClock()
     metrics = metrics or Metrics()
-    replica_id = replica_id or default_replica_id()
+    replica_id = replica_id or settings.bot_replica_id or default_replica_id()
     engine = create_engine(settings.database_url)
     await migrate(engine)
     store = Store(engine)
+    taken = await store.leases.take_back(replica_id)
+    if taken:
+        log.info("replica %s took back %d leases held before its restart", replica_id, taken)
 
     codegen = CodegenClient(
         base_url=codegen_url or settings.codegen_api_url,
@@ -233,6 +248,7 @@ async def build_runtime(
     return Runtime(
         settings=settings,
         clock=clock,
+        replica_id=replica_id,
         store=store,
         codegen=codegen,
         http=http,

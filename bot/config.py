@@ -46,6 +46,8 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./codegen-bot.db"
     bot_mode: BotMode = "auto"
+    # Unique per live process and stable across its restarts; unset → the hostname.
+    bot_replica_id: str | None = Field(default=None, min_length=1, pattern=r"^[^\s:]+$")
     port: int = Field(default=3000, ge=1, le=65535)
 
     codegen_create_per_minute: int = Field(default=10, ge=1)
@@ -73,6 +75,7 @@ class Settings(BaseSettings):
     @field_validator(
         "codegen_default_model",
         "codegen_default_agent_type",
+        "bot_replica_id",
         "codegen_default_repo_id",
         "codegen_org_id",
         mode="before",

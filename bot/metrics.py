@@ -8,6 +8,7 @@ Exposed names carry the `codegen_bot_` prefix (counters end in `_total`):
 | attribute | type | labels |
 | --- | --- | --- |
 | requests_queued_total | counter | trigger |
+| requests_unqueued_total | counter | |
 | requests_waiting | gauge | |
 | runs_created_total | counter | |
 | runs_finished_total | counter | final_status |
@@ -62,6 +63,12 @@ class Metrics:
             "requests_queued",
             "Slack requests committed to the queue, by trigger",
             ["trigger"],
+            namespace=ns,
+            registry=r,
+        )
+        self.requests_unqueued_total = Counter(
+            "requests_unqueued",
+            "Requests the store could not take at ack time (the person was told)",
             namespace=ns,
             registry=r,
         )

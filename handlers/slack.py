@@ -1,8 +1,9 @@
 """Slack listeners: each turns one Slack payload into a RunRequest for intake, or a reply.
 
 No business logic lives here: parsing is bot.intake.options, policy and queuing are
-bot.intake, answers to subcommands are bot.intake.answers. Listeners acknowledge at once;
-intake works after, hints to the person included.
+bot.intake, answers to subcommands are bot.intake.answers. A listener has the request
+committed to the outbox (intake.admit, a single insert) and then acknowledges, so an ack that
+says "Queued" is true; preparing it happens after, hints to the person included.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot.errors import OptionError
 from bot.intake.answers import Answers
-from bot.intake.intake import Intake
+from bot.intake.intake import STORE_UNAVAILABLE_TEXT, Admission, Intake
 from bot.intake.options import (
     HELP_TEXT,
     ConfigResetCommand,
@@ -93,7 +94,9 @@ def register(app: AsyncApp, *, intake: Intake, answers: Answers) -> None:
             if refusal:
                 await ack(response_type="ephemeral", text=refusal)
                 return
-            intake.accept(request)
+            if await intake.admit(request) is Admission.UNAVAILABLE:
+                await ack(response_type="ephemeral", text=STORE_UNAVAILABLE_TEXT)
+                return
             await ack(
                 response_type="ephemeral",
                 text="Queued. I will post the run in a thread here and keep its status card up "
@@ -102,18 +105,18 @@ def register(app: AsyncApp, *, intake: Intake, answers: Answers) -> None:
 
     @app.event("app_mention")
     async def app_mention(event: dict[str, Any], context: AsyncBoltContext) -> None:
-        _message_request(event, context, intake, Trigger.APP_MENTION)
+        await _message_request(event, context, intake, Trigger.APP_MENTION)
 
     @app.event("message")
     async def message(event: dict[str, Any], context: AsyncBoltContext) -> None:
         if event.get("bot_id") or event.get("subtype") not in _PERSON_SUBTYPES:
             return
         if event.get("channel_type") == "im":
-            _message_request(event, context, intake, Trigger.DIRECT_MESSAGE)
+            await _message_request(event, context, intake, Trigger.DIRECT_MESSAGE)
         elif event.get("subtype") == "file_share" and _mentions(event, context.bot_user_id):
             # Slack may deliver a mention with files only as message/file_share; the shared
             # dedupe key makes it one request when app_mention arrives too.
-            _message_request(event, context, intake, Trigger.APP_MENTION)
+            await _message_request(event, context, intake, Trigger.APP_MENTION)
         # Other channel messages are subscribed to for file_share mentions only: acknowledged
         # (Bolt acks events) and ignored.
 
@@ -139,7 +142,7 @@ def _strip_mention(text: str, bot_user_id: str | None) -> str:
     return text.strip()
 
 
-def _message_request(
+async def _message_request(
     payload: dict[str, Any], context: AsyncBoltContext, intake: Intake, trigger: Trigger
 ) -> None:
     """A message (mention or DM) → a RunRequest for intake, or a hint for the person."""
@@ -176,4 +179,4 @@ def _message_request(
         files=files,
         dedupe_key=f"{channel}:{ts}",
     )
-    intake.accept(request)
+    await intake.take(request)

@@ -37,6 +37,7 @@ Everything is deterministic: ids and timestamps come from counters, nothing slee
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections import Counter, deque
@@ -204,6 +205,9 @@ class FakeSlack:
         self._declared: dict[str, _Scripted] = {}
         self._ts_counter = 0
         self._id_counter = 0
+        self._gates: dict[str, asyncio.Event] = {}
+        self._held: Counter[str] = Counter()
+        self._held_changed = asyncio.Condition()
 
         self._handlers: dict[str, Callable[[SlackCall], dict[str, Any]]] = {
             "auth.test": self._auth_test,
@@ -328,6 +332,36 @@ class FakeSlack:
             self._queued.setdefault(method, deque()).append(
                 _Scripted("server_error", status, "Internal Server Error")
             )
+
+    def hold(self, method: str) -> None:
+        """Calls to `method` wait, unanswered, until :meth:`release` (to see how many pile up)."""
+        self._gates.setdefault(method, asyncio.Event())
+
+    def release(self, method: str) -> None:
+        gate = self._gates.pop(method, None)
+        if gate is not None:
+            gate.set()
+
+    def held(self, method: str) -> int:
+        """How many calls to `method` are waiting at its :meth:`hold`."""
+        return self._held[method]
+
+    async def until_held(self, method: str, count: int) -> None:
+        """Return once `count` calls to `method` wait at its hold."""
+        async with self._held_changed:
+            await self._held_changed.wait_for(lambda: self._held[method] >= count)
+
+    async def _pass_gate(self, method: str) -> None:
+        gate = self._gates.get(method)
+        if gate is None:
+            return
+        async with self._held_changed:
+            self._held[method] += 1
+            self._held_changed.notify_all()
+        try:
+            await gate.wait()
+        finally:
+            self._held[method] -= 1
 
     def pending_faults(self, method: str) -> int:
         """How many scripted answers for `method` have not been served yet."""
@@ -658,6 +692,7 @@ class FakeSlack:
         if "token" in params:
             token = str(params.pop("token"))
         headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
+        await self._pass_gate(method)
         call = SlackCall(method, params, headers, token, request.method)
         self.calls.append(call)
         return self._answer(call)

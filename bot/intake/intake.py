@@ -1,16 +1,19 @@
 """RunRequest in, durable queue entry out.
 
-A handler hands a request to `accept`, which returns at once (Slack wants its ack within 3 s);
-the work happens in a task of its own:
+A handler awaits `admit` (or `take`, for messages) before it acknowledges, and Slack wants
+that ack within 3 s, so the ack path does only this:
 
-1. a retried delivery is dropped (by the message's dedupe key);
-2. policy that needs no I/O refuses at once (who may ask, from where, how much);
-3. the request is committed to the outbox under a short intake lease, before any call to
-   Slack or Codegen;
-4. it is prepared (bot.intake.prepare) and the dispatcher is woken.
+1. policy that needs no I/O refuses at once (who may ask, from where, how much);
+2. the request is committed to the outbox, with its delivery's dedupe key in the same
+   transaction (a retried delivery commits nothing), under this replica's lease. If the
+   database cannot take it, the caller says so to the person: nothing was promised.
 
-If the process dies between 3 and 4, the lease expires and the dispatcher prepares the same
-row again from the stored request: nothing is lost.
+Preparing it (bot.intake.prepare: Slack look-ups, images, the card) happens after, in the
+background, at most PREPARE_CONCURRENCY at a time; the rest wait in the outbox, their leases
+renewed while this process lives. A preparation that fails is retried by the dispatcher on
+its own, and if the process dies, the leases expire and another replica's dispatcher prepares
+the same rows from the stored requests: an acked request is never lost and never answered
+"try again".
 """
 
 from __future__ import annotations
@@ -20,23 +23,46 @@ import logging
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.errors import TryLater
 from bot.intake.prepare import Preparer
 from bot.intake.replies import Replies
-from bot.logs import bind, unbind
+from bot.logs import log_context
 from bot.metrics import Metrics
 from bot.requests import RunRequest, StoredOptions
-from bot.store.leases import new_lease_owner
+from bot.store.leases import LEASE_SECONDS, new_lease_owner
 from bot.store.store import Store
 from bot.store.tables import QueuedRequest, RequestKind, RequestStatus
 
 log = logging.getLogger(__name__)
 
-INTAKE_LEASE_SECONDS = 120.0
+#: Requests prepared at once by one process (each holds a database connection at times and
+#: makes Slack calls); a flood waits in the outbox instead of exhausting the pool.
+PREPARE_CONCURRENCY = 4
 INTAKE_RETRY_SECONDS = 10.0
+
+STORE_UNAVAILABLE_TEXT = (
+    "I could not queue your request: the bot's database is not answering. Nothing was "
+    "started; please send it again in a minute."
+)
+
+
+PREPARE_RETRY_TEXT = (
+    "I ran into a problem while preparing your request; it stays queued and I will try again "
+    "shortly."
+)
+
+
+class Admission(StrEnum):
+    QUEUED = "queued"
+    REPEATED = "repeated"  # a retried delivery: already queued once
+    UNAVAILABLE = "unavailable"  # the store could not take it: nothing was queued
 
 
 class Intake:
@@ -51,6 +77,7 @@ class Intake:
         replica_id: str,
         metrics: Metrics,
         wake_dispatcher: Callable[[], None],
+        prepare_concurrency: int = PREPARE_CONCURRENCY,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -61,12 +88,39 @@ class Intake:
         self.metrics = metrics
         self.wake_dispatcher = wake_dispatcher
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._preparing = asyncio.Semaphore(prepare_concurrency)
 
     # -- entry points --------------------------------------------------------------------------
 
-    def accept(self, request: RunRequest) -> None:
-        """Take a request from a handler without making it wait: the work runs after the ack."""
-        self._background(self.submit(request))
+    async def admit(self, request: RunRequest) -> Admission:
+        """Commit a request that passed `refusal` to the outbox and start preparing it."""
+        with log_context(channel_id=request.slack.channel_id, user_id=request.slack.user_id):
+            owner = new_lease_owner(self.replica_id)
+            row = self._row(request, owner=owner)
+            try:
+                added = await self.store.requests.add(row, dedupe_key=request.dedupe_key)
+            except (SQLAlchemyError, OSError) as error:
+                log.error("could not queue a request: the store refused it (%s)", error)
+                self.metrics.requests_unqueued_total.inc()
+                return Admission.UNAVAILABLE
+            if not added:
+                log.info("dropping repeated delivery of message %s", request.dedupe_key)
+                return Admission.REPEATED
+            self.metrics.requests_queued_total.labels(trigger=request.slack.trigger.value).inc()
+            self._background(self._prepare(row, owner=owner))
+            return Admission.QUEUED
+
+    async def take(self, request: RunRequest) -> Admission | None:
+        """A message's request: refused or admitted, the person told in the background when
+        it is not queued (messages have no ack to carry a text). None: refused."""
+        refusal = self.refusal(request)
+        if refusal:
+            self._background(self.replies.to_requester(request, refusal))
+            return None
+        admission = await self.admit(request)
+        if admission is Admission.UNAVAILABLE:
+            self._background(self.replies.to_requester(request, STORE_UNAVAILABLE_TEXT))
+        return admission
 
     def hint(self, *, channel: str, user: str, thread_ts: str | None, text: str) -> None:
         """An ephemeral hint for a message that is not a request (help, a typo in options),
@@ -76,7 +130,7 @@ class Intake:
         )
 
     async def idle(self) -> None:
-        """Wait until every accepted request and hint has been handled (tests, shutdown)."""
+        """Wait until every admitted request and hint has been handled (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
@@ -85,34 +139,9 @@ class Intake:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def submit(self, request: RunRequest) -> str | None:
-        """Queue one request; returns its id, or None if it was a retry or refused."""
-        # Every line logged while handling it carries the channel, the user and (once known)
-        # the request id.
-        context = bind(channel_id=request.slack.channel_id, user_id=request.slack.user_id)
-        try:
-            return await self._submit(request)
-        except Exception:
-            log.exception("intake failed for a request from %s", request.slack.user_id)
-            await self.replies.to_requester(
-                request, "Something went wrong while queuing your request; please try again."
-            )
-            return None
-        finally:
-            unbind(context)
-
-    async def _submit(self, request: RunRequest) -> str | None:
+    def _row(self, request: RunRequest, *, owner: str) -> QueuedRequest:
         now = self.clock.now()
-        key = request.dedupe_key
-        if key and not await self.store.events.first_sighting(key, now=now):
-            log.info("dropping repeated delivery of message %s", key)
-            return None
-        refusal = self.refusal(request)
-        if refusal:
-            await self.replies.to_requester(request, refusal)
-            return None
-        owner = new_lease_owner(f"{self.replica_id}-intake")
-        row = QueuedRequest(
+        return QueuedRequest(
             id=str(uuid.uuid4()),
             org_id=self.settings.effective_org_id,
             kind=RequestKind.CREATE,
@@ -131,32 +160,40 @@ class Intake:
             message_ts=request.slack.message_ts,
             next_attempt_at=now,
             lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=INTAKE_LEASE_SECONDS),
+            lease_expires_at=now + timedelta(seconds=LEASE_SECONDS),
             created_at=now,
             updated_at=now,
         )
-        await self.store.requests.add(row)
-        bind(request_id=row.id)
-        self.metrics.requests_queued_total.labels(trigger=request.slack.trigger.value).inc()
+
+    async def _prepare(self, row: QueuedRequest, *, owner: str) -> None:
+        request = RunRequest.model_validate(row.request_json)
+        context = {"channel_id": request.slack.channel_id, "user_id": request.slack.user_id}
+        async with self._preparing:
+            with log_context(request_id=row.id, **context):
+                try:
+                    prepared = await self.preparer.prepare(row, owner=owner)
+                except Exception as error:
+                    # Committed, so not lost: the dispatcher prepares it again on its own (and
+                    # gives up with a message on the card after its retries).
+                    log.warning(
+                        "preparing request %s failed; the dispatcher will try again",
+                        row.id,
+                        exc_info=not isinstance(error, TryLater),
+                    )
+                    await self._retry_later(row, request, owner=owner)
+                    return
+        if prepared:
+            self.wake_dispatcher()
+
+    async def _retry_later(self, row: QueuedRequest, request: RunRequest, *, owner: str) -> None:
+        later = self.clock.now() + timedelta(seconds=INTAKE_RETRY_SECONDS)
         try:
-            prepared = await self.preparer.prepare(row, owner=owner)
-        except Exception:
-            # Committed, so not lost: hand it to the dispatcher, which prepares it again (and
-            # gives up with a message on the card after its retries).
-            log.exception("preparing request %s failed; the dispatcher will try again", row.id)
-            later = self.clock.now() + timedelta(seconds=INTAKE_RETRY_SECONDS)
             await self.store.requests.release(
                 row.id, owner=owner, next_attempt_at=later, now=self.clock.now()
             )
-            await self.replies.to_requester(
-                request,
-                "I ran into a problem while preparing your request; it stays queued and I "
-                "will try again shortly.",
-            )
-            return row.id
-        if prepared:
-            self.wake_dispatcher()
-        return row.id
+        except Exception:  # the lease lapses and frees it all the same
+            log.warning("could not release request %s", row.id, exc_info=True)
+        await self.replies.to_requester(request, PREPARE_RETRY_TEXT)
 
     def refusal(self, request: RunRequest) -> str | None:
         """Policy checks that need no I/O: who may ask, and how much."""

@@ -47,13 +47,12 @@ from bot.logs import log_context
 from bot.metrics import Metrics
 from bot.runs.budget import CREATE, READ, OrgBudget
 from bot.slack.cards import RunCards, notified_key
-from bot.store.leases import new_lease_owner
+from bot.store.leases import LEASE_SECONDS, new_lease_owner
 from bot.store.store import Store
 from bot.store.tables import QueuedRequest, RequestKind, TrackedRun
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 60.0
 BATCH = 25
 MAX_ATTEMPTS = 6
 RETRY_BASE = 2.0

@@ -17,13 +17,11 @@ from bot.logs import log_context
 from bot.metrics import Metrics
 from bot.runs.reading import Reader
 from bot.runs.reporting import Reporter
-from bot.store.leases import new_lease_owner
+from bot.store.leases import LEASE_SECONDS, new_lease_owner
 from bot.store.store import Store
 from bot.store.tables import TrackedRun
 
 log = logging.getLogger(__name__)
-
-LEASE_SECONDS = 120.0
 
 
 @dataclass

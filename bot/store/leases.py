@@ -4,6 +4,12 @@ A claim marks due rows with a fresh owner token in one statement (`FOR UPDATE SK
 PostgreSQL, a plain atomic UPDATE on SQLite), and every later write of that row names the
 token. A replica whose lease expired and was taken over finds its writes refused (they return
 False) and drops the work: the new holder owns it.
+
+Leases are short (LEASE_SECONDS) and their holder renews all of its own every RENEW_SECONDS
+while it lives, so the work of a replica that died moves to another within LEASE_SECONDS
+plus a tick. Owner tokens start with the replica id: a replica restarted under the same
+stable id (BOT_REPLICA_ID) takes its predecessor's leases back at once (`take_back`); what
+was in flight is safe to redo, since creates are looked up before they are repeated.
 """
 
 from __future__ import annotations
@@ -20,10 +26,18 @@ from bot.store.tables import QueuedRequest, TrackedRun
 
 RowT = TypeVar("RowT", QueuedRequest, TrackedRun)
 
+LEASE_SECONDS = 20.0
+RENEW_SECONDS = 5.0
+
 
 def new_lease_owner(replica_id: str) -> str:
     """A token unique to one claim, so fencing tells apart two claims by the same replica."""
     return f"{replica_id}:{uuid.uuid4().hex[:16]}"
+
+
+def _owned_by(model: type[QueuedRequest | TrackedRun], replica_id: str) -> ColumnElement[bool]:
+    escaped = replica_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return model.lease_owner.like(f"{escaped}:%", escape="\\")
 
 
 class Leases:
@@ -79,6 +93,36 @@ class Leases:
         return await self.write(
             model, key, owner, lease_owner=None, lease_expires_at=None, **values
         )
+
+    async def renew(self, replica_id: str, *, now: datetime, lease_seconds: float) -> int:
+        """Extend every live lease `replica_id` holds (an expired one stays expired: another
+        replica may have it by now)."""
+        total = 0
+        async with self.sessions.begin() as session:
+            for model in (QueuedRequest, TrackedRun):
+                result = await session.execute(
+                    update(model)
+                    .where(_owned_by(model, replica_id), model.lease_expires_at > now)
+                    .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+                    .execution_options(synchronize_session=False)
+                )
+                total += result.rowcount  # type: ignore[attr-defined]
+        return total
+
+    async def take_back(self, replica_id: str) -> int:
+        """At start: free the leases an earlier process with this replica id held (it is
+        gone, or this one would not be starting under its id)."""
+        total = 0
+        async with self.sessions.begin() as session:
+            for model in (QueuedRequest, TrackedRun):
+                result = await session.execute(
+                    update(model)
+                    .where(_owned_by(model, replica_id))
+                    .values(lease_owner=None, lease_expires_at=None)
+                    .execution_options(synchronize_session=False)
+                )
+                total += result.rowcount  # type: ignore[attr-defined]
+        return total
 
     async def reap_expired(self, *, now: datetime) -> int:
         """Clear leases whose holder died; claims ignore them anyway, this keeps rows tidy."""

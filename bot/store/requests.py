@@ -11,11 +11,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.requests import StoredOptions, Trigger
 from bot.store.leases import Leases
-from bot.store.tables import QueuedRequest, ReplyState, RequestKind, RequestStatus, TrackedRun
+from bot.store.tables import (
+    QueuedRequest,
+    ReplyState,
+    RequestKind,
+    RequestStatus,
+    SeenEvent,
+    TrackedRun,
+)
 
 
 @dataclass(frozen=True)
@@ -104,10 +112,20 @@ class RequestStore:
 
     # -- the queue ---------------------------------------------------------------------------
 
-    async def add(self, request: QueuedRequest) -> QueuedRequest:
-        async with self.sessions.begin() as session:
-            session.add(request)
-        return request
+    async def add(self, request: QueuedRequest, *, dedupe_key: str | None = None) -> bool:
+        """Commit a new request, and its delivery's key in the same transaction; False (and
+        nothing written) when the key was seen before: a retried delivery."""
+        try:
+            async with self.sessions.begin() as session:
+                if dedupe_key:
+                    session.add(SeenEvent(event_id=dedupe_key, seen_at=request.created_at))
+                    await session.flush()  # the key's unique constraint decides, first
+                session.add(request)
+        except IntegrityError:
+            if dedupe_key is None:
+                raise
+            return False
+        return True
 
     async def claim_due(
         self, *, owner: str, now: datetime, lease_seconds: float, limit: int

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
+import httpx
 from slack_sdk.signature import SignatureVerifier
+
+from bot.devtools.slack import FakeSlack
+from bot.slack.cards import FINAL_REPLY_EVENT
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _SETTING_PREFIXES = ("SLACK_", "CODEGEN_", "DATABASE_", "BOT_", "ALLOWED_", "LOG_", "PORT", "MAX_")
@@ -75,3 +82,87 @@ def signed_headers(body: str, *, secret: str, content_type: str) -> dict[str, st
         "X-Slack-Request-Timestamp": ts,
         "X-Slack-Signature": signature,
     }
+
+
+class BotProcess:
+    """The bot as a process (`python -m bot.cli run`): start, SIGKILL, start again. Its log of
+    each start goes to `<cwd>/<name>-<n>.log`."""
+
+    def __init__(
+        self, env: dict[str, str], cwd: Path, port: int, *, signing_secret: str, name: str = "bot"
+    ) -> None:
+        self.env, self.cwd, self.port = env, cwd, port
+        self.signing_secret, self.name = signing_secret, name
+        self.process: asyncio.subprocess.Process | None = None
+        self.starts = 0
+
+    async def start(self) -> None:
+        self.starts += 1
+        log = (self.cwd / f"{self.name}-{self.starts}.log").open("w")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "run",
+            cwd=self.cwd,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+        log.close()
+        async with httpx.AsyncClient(timeout=2) as http:
+
+            async def healthy() -> bool:
+                assert self.process is not None
+                if self.process.returncode is not None:
+                    raise AssertionError(f"the bot exited:\n{self.logs()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    response = await http.get(f"http://127.0.0.1:{self.port}/healthz")
+                    return response.status_code == 200
+                return False
+
+            await until(healthy, "the bot to answer /healthz")
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text() for p in sorted(self.cwd.glob(f"{self.name}-*.log")))
+
+    def signal(self, number: int) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, number)
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout=10)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+    async def slash(self, text: str, slack: FakeSlack) -> None:
+        body = slash_body(text, response_url=slack.response_url())
+        headers = signed_headers(
+            body, secret=self.signing_secret, content_type="application/x-www-form-urlencoded"
+        )
+        async with httpx.AsyncClient(timeout=10) as http:
+            ack = await http.post(
+                f"http://127.0.0.1:{self.port}/slack/events", content=body, headers=headers
+            )
+        assert ack.status_code == 200 and "Queued" in ack.text
+
+
+def final_reply_runs(slack: FakeSlack) -> list[int]:
+    """The run id of every final reply the bot posted."""
+    runs = []
+    for call in slack.calls_to("chat.postMessage"):
+        metadata = call.get("metadata") or {}
+        payload = metadata.get("event_payload") or {}
+        if metadata.get("event_type") == FINAL_REPLY_EVENT and payload.get("kind") == "final":
+            runs.append(int(payload["run_id"]))
+    return runs

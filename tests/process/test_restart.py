@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bot.devtools.emulator import EmulatorState, running_emulator
 from bot.devtools.slack import FakeSlack
-from bot.slack.cards import FINAL_REPLY_EVENT
 from tests.harness import Conversation, card_text, final_replies, roots
-from tests.process.support import bot_env, free_port, signed_headers, slash_body, until
+from tests.process.support import BotProcess as Bot
+from tests.process.support import bot_env, final_reply_runs, free_port, until
 
 BOT_TOKEN = "xoxb-restart-test-token"
 SIGNING_SECRET = "restart-test-signing-secret"
@@ -37,86 +33,6 @@ def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
             return list(connection.execute(sql).fetchall())
     except sqlite3.OperationalError:
         return []  # not created yet, or busy: look again
-
-
-class Bot:
-    """The bot as a process: start, SIGKILL, start again."""
-
-    def __init__(self, env: dict[str, str], cwd: Path, port: int) -> None:
-        self.env, self.cwd, self.port = env, cwd, port
-        self.process: asyncio.subprocess.Process | None = None
-        self.starts = 0
-
-    async def start(self) -> None:
-        self.starts += 1
-        log = (self.cwd / f"bot-{self.starts}.log").open("w")
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "run",
-            cwd=self.cwd,
-            env=self.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-        )
-        log.close()
-        async with httpx.AsyncClient(timeout=2) as http:
-
-            async def healthy() -> bool:
-                assert self.process is not None
-                if self.process.returncode is not None:
-                    raise AssertionError(f"the bot exited:\n{self.logs()}")
-                with contextlib.suppress(httpx.HTTPError):
-                    response = await http.get(f"http://127.0.0.1:{self.port}/healthz")
-                    return response.status_code == 200
-                return False
-
-            await until(healthy, "the bot to answer /healthz")
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text() for p in sorted(self.cwd.glob("bot-*.log")))
-
-    def signal(self, number: int) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, number)
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.signal(signal.SIGKILL)
-        await self.process.wait()
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), timeout=10)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-
-    async def slash(self, text: str, slack: FakeSlack) -> None:
-        body = slash_body(text, response_url=slack.response_url())
-        headers = signed_headers(
-            body, secret=SIGNING_SECRET, content_type="application/x-www-form-urlencoded"
-        )
-        async with httpx.AsyncClient(timeout=10) as http:
-            ack = await http.post(
-                f"http://127.0.0.1:{self.port}/slack/events", content=body, headers=headers
-            )
-        assert ack.status_code == 200 and "Queued" in ack.text
-
-
-def _final_replies(slack: FakeSlack) -> list[int]:
-    """The run id of every final reply the bot posted."""
-    runs = []
-    for call in slack.calls_to("chat.postMessage"):
-        metadata = call.get("metadata") or {}
-        payload = metadata.get("event_payload") or {}
-        if metadata.get("event_type") == FINAL_REPLY_EVENT and payload.get("kind") == "final":
-            runs.append(int(payload["run_id"]))
-    return runs
 
 
 async def test_kill_9_while_tracking_then_restart_finishes_everything_exactly_once(
@@ -149,6 +65,7 @@ async def test_kill_9_while_tracking_then_restart_finishes_everything_exactly_on
             ),
             tmp_path,
             port,
+            signing_secret=SIGNING_SECRET,
         )
         try:
             await bot.start()
@@ -186,14 +103,14 @@ async def test_kill_9_while_tracking_then_restart_finishes_everything_exactly_on
 
             await until(mid_run, "a moment with a run tracked and a request queued")
             await bot.kill()
-            assert _final_replies(slack) == []
+            assert final_reply_runs(slack) == []
             assert emulator.status_of(1000) in ("PENDING", "ACTIVE")
 
             await bot.start()
 
             def all_done() -> bool:
                 return (
-                    sorted(_final_replies(slack)) == [1000, 1001]
+                    sorted(final_reply_runs(slack)) == [1000, 1001]
                     and _rows(db, "SELECT count(*) FROM tracked_runs WHERE tracking = 1") == [(0,)]
                     and _rows(db, "SELECT count(*) FROM queued_requests WHERE status = 'pending'")
                     == [(0,)]
@@ -209,7 +126,7 @@ async def test_kill_9_while_tracking_then_restart_finishes_everything_exactly_on
         stored = _rows(db, "SELECT id, status, run_id FROM queued_requests ORDER BY created_at")
         assert [r[0] for r in stored] == request_ids
         assert [(r[1], r[2]) for r in stored] == [("dispatched", 1000), ("dispatched", 1001)]
-        assert sorted(_final_replies(slack)) == [1000, 1001]
+        assert sorted(final_reply_runs(slack)) == [1000, 1001]
         assert [c.status for c in emulator.calls("create_run")] == [200, 429, 200]
         assert emulator.rate_limited_count == 1
         # The first run's card ended complete, edited in place (no second card).

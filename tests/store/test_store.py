@@ -97,7 +97,8 @@ async def test_concurrent_claimers_never_receive_the_same_row(
 async def test_an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_out(
     store: Store, clock: FakeClock
 ) -> None:
-    request = await store.requests.add(make_request(clock))
+    request = make_request(clock)
+    assert await store.requests.add(request)
     first = new_lease_owner("a")
     assert [
         r.id
@@ -133,7 +134,8 @@ async def test_an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_out(
 
 
 async def test_requests_wait_for_their_next_attempt(store: Store, clock: FakeClock) -> None:
-    request = await store.requests.add(make_request(clock))
+    request = make_request(clock)
+    assert await store.requests.add(request)
     owner = new_lease_owner("a")
     await store.requests.claim_due(owner=owner, now=clock.now(), lease_seconds=30, limit=1)
     later = clock.now() + timedelta(seconds=20)
@@ -161,7 +163,8 @@ async def test_requests_wait_for_their_next_attempt(store: Store, clock: FakeClo
 async def test_dispatch_records_the_run_and_closes_the_request_atomically(
     store: Store, clock: FakeClock
 ) -> None:
-    request = await store.requests.add(make_request(clock))
+    request = make_request(clock)
+    assert await store.requests.add(request)
     owner = new_lease_owner("a")
     await store.requests.claim_due(owner=owner, now=clock.now(), lease_seconds=30, limit=1)
     assert await store.requests.record_dispatched(
@@ -178,7 +181,8 @@ async def test_dispatch_records_the_run_and_closes_the_request_atomically(
 
 
 async def test_status_and_final_reply_are_marked_once(store: Store, clock: FakeClock) -> None:
-    request = await store.requests.add(make_request(clock))
+    request = make_request(clock)
+    assert await store.requests.add(request)
     await store.requests.record_dispatched(
         request.id,
         owner=await claim_one(store, clock),
@@ -263,3 +267,56 @@ async def test_channel_defaults_set_and_reset(store: Store, clock: FakeClock) ->
     assert row is not None and (row.repo, row.model, row.updated_by) == ("acme/web", "gpt", "U2")
     await store.channels.reset("C1")
     assert await store.channels.defaults("C1") is None
+
+
+async def test_a_replica_renews_and_takes_back_only_its_own_leases(
+    store: Store, clock: FakeClock
+) -> None:
+    now = clock.now()
+    owners = {
+        "mine": new_lease_owner("bot_a"),
+        "mine lapsed": new_lease_owner("bot_a"),
+        "look-alike": new_lease_owner("botXa"),  # `_` is a LIKE wildcard: must not match
+        "longer id": new_lease_owner("bot_a2"),
+        "other": new_lease_owner("bot-b"),
+    }
+    expiry = {name: now + timedelta(seconds=5) for name in owners}
+    expiry["mine lapsed"] = now - timedelta(seconds=1)
+    ids = {}
+    for name, owner in owners.items():
+        row = make_request(clock, lease_owner=owner, lease_expires_at=expiry[name])
+        assert await store.requests.add(row)
+        ids[name] = row.id
+
+    async def leases() -> dict[str, tuple[str | None, datetime | None]]:
+        found = {}
+        for name, request_id in ids.items():
+            row = await store.requests.get(request_id)
+            assert row is not None
+            expires = row.lease_expires_at.replace(tzinfo=None) if row.lease_expires_at else None
+            found[name] = (row.lease_owner, expires)
+        return found
+
+    later = now + timedelta(seconds=2)
+    assert await store.leases.renew("bot_a", now=later, lease_seconds=20) == 1
+    held = await leases()
+    assert held["mine"] == (owners["mine"], (later + timedelta(seconds=20)).replace(tzinfo=None))
+    for name in ("mine lapsed", "look-alike", "longer id", "other"):
+        assert held[name] == (owners[name], expiry[name].replace(tzinfo=None))
+
+    assert await store.leases.take_back("bot_a") == 2  # live or lapsed, both were its own
+    held = await leases()
+    assert held["mine"] == held["mine lapsed"] == (None, None)
+    assert [held[n][0] for n in ("look-alike", "longer id", "other")] == [
+        owners["look-alike"],
+        owners["longer id"],
+        owners["other"],
+    ]
+
+
+async def test_adding_a_request_records_its_delivery_once(store: Store, clock: FakeClock) -> None:
+    first = make_request(clock)
+    assert await store.requests.add(first, dedupe_key="C1:1.000001")
+    assert not await store.requests.add(make_request(clock), dedupe_key="C1:1.000001")
+    assert [r.id for r in await store.requests.pending(org_id=1)] == [first.id]
+    assert not await store.events.first_sighting("C1:1.000001", now=clock.now())

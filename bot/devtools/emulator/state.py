@@ -340,6 +340,11 @@ class EmulatorState:
     def _repo(self, repo_id: int | None) -> RepoResponse | None:
         return next((r for r in self.repos if r.id == repo_id), None)
 
+    @property
+    def holding(self) -> int:
+        """How many delayed answers are being held right now."""
+        return len(self._holds)
+
     async def _hold(self, seconds: float) -> None:
         """Wait `seconds` of wall time, or less if release_holds() is called."""
         hold: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -1,20 +1,21 @@
 """The organization's Codegen call budgets, kept in the store so every replica shares them.
 
-DESIGN.md: 10 creates/min and 60 reads/30 s, never more in any window of that length. A small
-safety margin is added to each window because our clock stamps a call when it leaves, and the
-API's limiter stamps it when it arrives.
+DESIGN.md: 10 creates/min and 60 reads/30 s, never more in any window of that length. A create
+is stamped again when it leaves (`take`, then `left`), since the API's limiter counts it when
+it arrives; a small safety margin on each window covers the trip there.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
-from functools import partial
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from bot.clock import Clock
 from bot.errors import BudgetExhausted
 from bot.metrics import Metrics
 from bot.runs.limits import queue_etas, wait_before_next
+from bot.store.budgets import Spend
 from bot.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -52,19 +53,32 @@ class OrgBudget:
 
         `reserve` leaves that many calls of the window to others: the tracker, which could
         use every read, keeps a few for the dispatcher's look-ups after ambiguous failures."""
+        return (await self.take(bucket, reserve=reserve)).wait
+
+    async def take(self, bucket: str, *, reserve: int = 0) -> Spend:
+        """As try_spend, with the spend's id: a caller whose call may leave later than now
+        (a create, after a database write) passes it to `left` when it does."""
         limit, window = self.limits[bucket]
         limit = max(1, limit - reserve)
-        now = self.clock.now()
-        wait = await self.store.budgets.try_spend(
+
+        def wait_for(spent: Sequence[datetime], now: datetime) -> float:
+            return wait_before_next(spent, limit=limit, window=window, now=now)
+
+        spend = await self.store.budgets.try_spend(
             org_id=self.org_id,
             bucket=bucket,
             window=window,
-            now=now,
-            wait_for=partial(wait_before_next, limit=limit, window=window, now=now),
+            clock=self.clock.now,
+            wait_for=wait_for,
         )
         if self.metrics is not None:
-            self.metrics.rate_limit_waited(bucket, wait)
-        return wait
+            self.metrics.rate_limit_waited(bucket, spend.wait)
+        return spend
+
+    async def left(self, spend: Spend, *, at: datetime) -> None:
+        """The call paid for by `spend` left at `at` (read just before sending it)."""
+        if spend.spend_id is not None:
+            await self.store.budgets.restamp(spend.spend_id, at=at)
 
     async def spend_now(self, bucket: str) -> None:
         """Spend one call now or raise BudgetExhausted (with the wait)."""

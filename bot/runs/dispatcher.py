@@ -47,6 +47,7 @@ from bot.logs import log_context
 from bot.metrics import Metrics
 from bot.runs.budget import CREATE, READ, OrgBudget
 from bot.slack.cards import RunCards, notified_key
+from bot.store.budgets import Spend
 from bot.store.leases import LEASE_SECONDS, new_lease_owner
 from bot.store.store import Store
 from bot.store.tables import QueuedRequest, RequestKind, TrackedRun
@@ -210,16 +211,16 @@ class Dispatcher:
                 log.info("request %s had reached Codegen as run %s", row.id, found.id)
                 await self._record(row, owner, found)
                 return True
-        wait = await self.budget.try_spend(CREATE)
-        if wait > 0:
-            return Blocked(wait)
+        spend = await self.budget.take(CREATE)
+        if spend.wait > 0:
+            return Blocked(spend.wait)
         # From here on a crash, a timeout or a 5xx leaves the request marked: the next attempt
         # looks for it at Codegen before sending it again.
         if not await self.store.requests.mark_sending(row.id, owner=owner):
             log.warning("request %s: lease lost before sending", row.id)
             return False
         try:
-            run = await self._send(row)
+            run = await self._send_paid(row, spend)
         except RateLimited as error:
             await self.budget.block(CREATE, error.retry_after)
             await self.store.requests.mark_sending(row.id, owner=owner, sending=False)
@@ -245,6 +246,19 @@ class Dispatcher:
             return False
         await self._record(row, owner, run)
         return True
+
+    async def _send_paid(self, row: QueuedRequest, spend: Spend) -> AgentRunResponse:
+        """Send, then restamp the budget's spend with the moment the call left: the API counts
+        it from its arrival, and so must whoever spends next (the stamp may be seconds older:
+        a database write came between)."""
+        sent_at = self.clock.now()
+        try:
+            return await self._send(row)
+        finally:
+            try:
+                await self.budget.left(spend, at=sent_at)
+            except Exception:
+                log.warning("could not restamp the create budget's spend", exc_info=True)
 
     async def _send(self, row: QueuedRequest) -> AgentRunResponse:
         images = list(row.images) or None

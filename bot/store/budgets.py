@@ -4,6 +4,10 @@ Writing the budget's row first takes the lock every spender queues on (a row loc
 PostgreSQL, the database write lock on SQLite), so replicas never spend the same slot twice.
 How long a spender must wait is the caller's arithmetic (bot.runs.limits), passed in and run
 under that lock.
+
+A spend is stamped with the clock read once the lock is held (waiting for a connection and
+the lock can take seconds under load), and `restamp` moves it to when the call actually left:
+the API counts arrivals, so the window here must too.
 """
 
 from __future__ import annotations
@@ -17,6 +21,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.store.tables import RateBudget, RateSpend
+
+
+@dataclass(frozen=True)
+class Spend:
+    """A try at spending: `wait` 0.0 and the spend's id when it was spent, else the seconds
+    until one would fit."""
+
+    wait: float
+    spend_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -36,21 +49,35 @@ class BudgetStore:
         org_id: int,
         bucket: str,
         window: float,
-        now: datetime,
-        wait_for: Callable[[Sequence[datetime]], float],
-    ) -> float:
-        """Spend one call from the budget if `wait_for(spends in the window)` says it fits
-        (0.0); else return the seconds to wait, spending nothing."""
+        clock: Callable[[], datetime],
+        wait_for: Callable[[Sequence[datetime], datetime], float],
+    ) -> Spend:
+        """Spend one call from the budget if `wait_for(spends in the window, now)` says it
+        fits (wait 0.0, with the spend's id); else the seconds to wait, spending nothing.
+        `clock` is read once the budget's lock is held."""
         async with self.sessions.begin() as session:
-            budget = await self._lock(session, org_id=org_id, bucket=bucket, now=now)
+            budget = await self._lock(session, org_id=org_id, bucket=bucket, now=clock())
+            now = clock()
             if budget.blocked_until is not None and budget.blocked_until > now:
-                return (budget.blocked_until - now).total_seconds()
+                return Spend(wait=(budget.blocked_until - now).total_seconds())
             spent = await self._spent(session, org_id=org_id, bucket=bucket, now=now, window=window)
-            wait = wait_for(spent)
+            wait = wait_for(spent, now)
             if wait > 0:
-                return wait
-            session.add(RateSpend(org_id=org_id, bucket=bucket, spent_at=now))
-        return 0.0
+                return Spend(wait=wait)
+            row = RateSpend(org_id=org_id, bucket=bucket, spent_at=now)
+            session.add(row)
+            await session.flush()
+            return Spend(wait=0.0, spend_id=row.id)
+
+    async def restamp(self, spend_id: int, *, at: datetime) -> None:
+        """The call spent as `spend_id` left at `at`: count it from then (never earlier)."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(RateSpend)
+                .where(RateSpend.id == spend_id, RateSpend.spent_at < at)
+                .values(spent_at=at)
+                .execution_options(synchronize_session=False)
+            )
 
     async def block(self, *, org_id: int, bucket: str, until: datetime, now: datetime) -> None:
         """A 429 arrived: nobody spends from this budget before `until`."""

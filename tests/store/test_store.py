@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime, timedelta
-from functools import partial
 
 from bot.clock import FakeClock
 from bot.requests import StoredOptions, Trigger
@@ -207,13 +206,14 @@ async def test_status_and_final_reply_are_marked_once(store: Store, clock: FakeC
 
 async def spend(store: Store, now: datetime) -> float:
     """One create from org 1's budget of 10 a minute: 0.0, or the wait."""
-    return await store.budgets.try_spend(
+    spent = await store.budgets.try_spend(
         org_id=1,
         bucket="create",
         window=60,
-        now=now,
-        wait_for=partial(wait_before_next, limit=10, window=60, now=now),
+        clock=lambda: now,
+        wait_for=lambda spent, at: wait_before_next(spent, limit=10, window=60, now=at),
     )
+    return spent.wait
 
 
 async def claim_one(store: Store, clock: FakeClock) -> str:
@@ -320,3 +320,24 @@ async def test_adding_a_request_records_its_delivery_once(store: Store, clock: F
     assert not await store.requests.add(make_request(clock), dedupe_key="C1:1.000001")
     assert [r.id for r in await store.requests.pending(org_id=1)] == [first.id]
     assert not await store.events.first_sighting("C1:1.000001", now=clock.now())
+
+
+async def test_a_spend_restamped_when_its_call_left_counts_from_then(
+    store: Store, clock: FakeClock
+) -> None:
+    def wait_for(spent: list[datetime], at: datetime) -> float:
+        return wait_before_next(spent, limit=1, window=60, now=at)
+
+    async def take() -> float | int | None:
+        spent = await store.budgets.try_spend(
+            org_id=1, bucket="create", window=60, clock=clock.now, wait_for=wait_for
+        )
+        return spent.spend_id if spent.wait == 0 else spent.wait
+
+    first = await take()
+    assert isinstance(first, int)
+    left = clock.now() + timedelta(seconds=13)  # a slow write came between spend and send
+    await store.budgets.restamp(first, at=left)
+    await store.budgets.restamp(first, at=clock.now())  # never moved earlier
+    clock.advance(60)
+    assert await take() == 13  # counted from when it left, not from when it was spent

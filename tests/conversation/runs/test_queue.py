@@ -3,7 +3,11 @@ and Codegen never sees more than the budget in any window (so it never answers 4
 
 from __future__ import annotations
 
+import random
 import re
+from datetime import timedelta
+
+from sqlalchemy import event
 
 from bot.devtools.emulator import most_in_window
 from tests.harness import Conversation, card_ts, edits, final_replies, roots
@@ -86,3 +90,30 @@ async def test_a_waiting_card_shows_a_start_time_that_holds(sqlite_url: str) -> 
         assert len(created) == 4
         # Now the fifth is next in line, about a minute away.
         assert places(edits(chat.slack, card_ts(chat, job_roots[4])))[-1] == (0, "1 min")
+
+
+async def test_creates_stay_within_the_limit_at_the_api_while_the_database_is_slow(
+    sqlite_url: str,
+) -> None:
+    """For the first minute every statement takes 0–3 s (on the shared fake clock), so a
+    spend's stamp and its create's arrival at the API drift apart by seconds; then the
+    database is fast again and the next creates leave the moment their slots free up. The API
+    must still never see more than 10 creates in any 60 s."""
+    rng = random.Random(7)
+    async with Conversation.start(database_url=sqlite_url, codegen_create_per_minute=10) as chat:
+        slow_until = chat.clock.now() + timedelta(seconds=60)
+
+        def slow(*_args: object) -> None:
+            if chat.clock.now() < slow_until:
+                chat.clock.advance(rng.uniform(0.0, 3.0))
+
+        event.listen(chat.runtime.store.engine.sync_engine, "before_cursor_execute", slow)
+        for n in range(25):
+            await chat.slash(f"task {n}", settle=False)
+        await chat.settle()
+        await chat.run_until_idle(step=1, limit=7200)
+
+        creates = chat.emulator.calls("create_run")
+        assert len(creates) == 25
+        assert chat.emulator.rate_limited_count == 0
+        assert most_in_window([c.at for c in creates], seconds=60) <= 10

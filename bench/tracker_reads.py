@@ -198,11 +198,14 @@ async def simulate(
     grace: float = 900.0,
     workdir: Path | None = None,
     in_process: bool = False,
+    await_replies: bool = False,
 ) -> Figures:
     """Run the scenario once; completions fall in [60 s, seconds - 120 s].
 
     `in_process`: reach the emulator without a socket (httpx.ASGITransport), for tests that
-    count reads, not HTTP costs."""
+    count reads, not HTTP costs. `await_replies`: go on until every final reply is out, not
+    only until every completion is noticed (Slack's rates pace replies of runs that end
+    together: about 50 card edits a minute per workspace)."""
     rng = random.Random(seed)
     figures = Figures(approach="list" if use_list else "get", runs=runs, others=others)
     wall = time.perf_counter()
@@ -218,7 +221,9 @@ async def simulate(
     )
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         async with contextlib.AsyncExitStack() as stack:
-            slack = await stack.enter_async_context(FakeSlack.running(bot_token=BOT_TOKEN))
+            slack = await stack.enter_async_context(
+                FakeSlack.running(bot_token=BOT_TOKEN, clock=clock)
+            )
             transport = None
             if in_process:
                 transport = httpx.ASGITransport(app=create_emulator_app(emulator))
@@ -275,6 +280,8 @@ async def simulate(
                         if run_id in completed_at and run_id not in noticed:
                             noticed[run_id] = now
                     done = not schedule and len(noticed) == len(ours)
+                    if done and await_replies:
+                        done = await runtime.store.runs.count_tracking(org_id=ORG_ID) == 0
                     if done or now >= seconds + grace:
                         break
                     clock.advance(tick)

@@ -42,6 +42,7 @@ from bot.runs.reporting import Reporter
 from bot.runs.tracker import Tracker
 from bot.runs.watchdog import Watchdog
 from bot.scheduler import Job, Ticks
+from bot.slack.budget import SlackBudget
 from bot.slack.cards import RunCards
 from bot.slack.gateway import SlackGateway
 from bot.store.db import create_engine, migrate
@@ -82,6 +83,7 @@ class Runtime:
     metrics: Metrics
     health: Health = field(default_factory=Health)
     ticks: Ticks | None = None
+    lease_seconds: float = LEASE_SECONDS
 
     def jobs(self) -> list[Job]:
         """What the scheduler fires: plain coroutines on intervals."""
@@ -98,7 +100,7 @@ class Runtime:
         """Keep this replica's leases while it lives; they lapse within LEASE_SECONDS of its
         death and another replica takes the work."""
         await self.store.leases.renew(
-            self.replica_id, now=self.clock.now(), lease_seconds=LEASE_SECONDS
+            self.replica_id, now=self.clock.now(), lease_seconds=self.lease_seconds
         )
 
     async def _reap(self) -> None:
@@ -152,11 +154,13 @@ async def build_runtime(
     watchdog: Watchdog | None = None,
     retry_rand: Callable[[], float] = random.random,
     poll_rand: Callable[[], float] = random.random,
+    lease_seconds: float = LEASE_SECONDS,
 ) -> Runtime:
     """Build the bot from `settings`. The keyword arguments are for tests and the benchmark:
     a fake clock, the emulator's URL or in-process transport, a shorter Codegen timeout, how
-    the tracker spends its reads, the watchdog's limits, and the randomness of the retry
-    back-off and of the poll jitter."""
+    the tracker spends its reads, the watchdog's limits, the randomness of the retry
+    back-off and of the poll jitter, and how long leases last (replicas sharing one fake
+    clock see time jump while another waits: their leases must outlast the jumps)."""
     clock = clock or SystemClock()
     metrics = metrics or Metrics()
     replica_id = replica_id or settings.bot_replica_id or default_replica_id()
@@ -180,8 +184,16 @@ async def build_runtime(
         timeout=DEFAULT_TIMEOUT if codegen_timeout is None else httpx.Timeout(codegen_timeout),
     )
     bot_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    slack_client = AsyncWebClient(token=bot_token, base_url=settings.slack_api_url)
-    slack = SlackGateway(slack_client, clock=clock, on_error=metrics.slack_error)
+    # No retry handlers: the gateway retries, and only what cannot have reached Slack twice.
+    slack_client = AsyncWebClient(
+        token=bot_token, base_url=settings.slack_api_url, retry_handlers=[]
+    )
+    slack = SlackGateway(
+        slack_client,
+        clock=clock,
+        budget=SlackBudget(store=store, clock=clock),
+        on_error=metrics.slack_error,
+    )
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
     cards = RunCards(slack=slack, clock=clock)
     budget = OrgBudget(
@@ -217,6 +229,7 @@ async def build_runtime(
         replica_id=replica_id,
         metrics=metrics,
         rand=retry_rand,
+        lease_seconds=lease_seconds,
     )
     intake = Intake(
         settings=settings,
@@ -227,6 +240,7 @@ async def build_runtime(
         replica_id=replica_id,
         metrics=metrics,
         wake_dispatcher=dispatcher.wake,
+        lease_seconds=lease_seconds,
     )
     tracker = Tracker(
         store=store,
@@ -243,6 +257,7 @@ async def build_runtime(
         clock=clock,
         replica_id=replica_id,
         metrics=metrics,
+        lease_seconds=lease_seconds,
     )
     answers = Answers(store=store, settings=settings, clock=clock, catalog=catalog)
     return Runtime(
@@ -258,6 +273,7 @@ async def build_runtime(
         tracker=tracker,
         answers=answers,
         metrics=metrics,
+        lease_seconds=lease_seconds,
     )
 
 

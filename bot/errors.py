@@ -9,11 +9,13 @@
     ├── TryLater .................. nothing is wrong with the request, but a part it needs
     │   │                           cannot be asked right now; `wait` says for how long, if known
     │   ├── BudgetExhausted ....... a shared Codegen call budget is spent (`bucket`, `wait`)
-    │   └── LookupUnavailable ..... Codegen could not be asked (busy, rate limited, unreachable)
+    │   ├── LookupUnavailable ..... Codegen could not be asked (busy, rate limited, unreachable)
+    │   └── SlackBusy ............. Slack or its rate budget has no room now (`wait`)
     ├── SlackError ................ a Slack Web API call failed (`method`, `error`)
     │   ├── SlackRefused .......... Slack said no for good (`channel_not_found`, …)
-    │   └── SlackUnavailable ...... 429/5xx/no connection past the retry limits: a later try
-    │                               may succeed (`retryable`)
+    │   └── SlackUnavailable ...... 429/5xx/no connection past the retry limits, or no slot in
+    │                               Slack's rate budget: a later try may succeed (`retryable`;
+    │                               `ambiguous` when Slack may have acted on it)
     └── CodegenError .............. a Codegen API call failed; the server's own `message`
         ├── PlanLimitReached ...... 402: the plan's run allowance is used up
         ├── Forbidden ............. 401/403: the token has no access to the organization
@@ -82,6 +84,11 @@ class LookupUnavailable(TryLater):
     """Codegen could not be asked just now (busy, rate limited, unreachable)."""
 
 
+class SlackBusy(TryLater):
+    """Slack (or its rate budget) has no room for a call the request needs now: it waits in
+    the outbox and is prepared again after `wait`, quietly."""
+
+
 # -- Slack ------------------------------------------------------------------------------------
 
 
@@ -100,12 +107,18 @@ class SlackRefused(SlackError):
 
 
 class SlackUnavailable(SlackError):
-    """Slack kept answering 429/5xx (or could not be reached) past the retry limits."""
+    """Slack kept answering 429/5xx (or could not be reached) past the retry limits, or its
+    rate budget has no slot now. `ambiguous`: Slack may have acted on the call anyway (a 5xx,
+    a timeout or a reset after sending): look before posting the same message again."""
 
     retryable = True
 
-    def __init__(self, method: str, error: str) -> None:
+    def __init__(
+        self, method: str, error: str, *, ambiguous: bool = False, wait: float | None = None
+    ) -> None:
         super().__init__(method, error)
+        self.ambiguous = ambiguous
+        self.wait = wait  # seconds until a slot, when Slack (or its budget) says
         self.message = f"slack {method} unavailable: {error}"
         self.args = (self.message,)
 

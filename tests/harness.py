@@ -83,7 +83,7 @@ class Conversation:
         async with AsyncExitStack() as stack:
             if slack is None:
                 slack = await stack.enter_async_context(
-                    FakeSlack.running(bot_token=BOT_TOKEN, team_id=TEAM)
+                    FakeSlack.running(bot_token=BOT_TOKEN, team_id=TEAM, clock=clock)
                 )
                 slack.add_channel("C1", name="general")
                 slack.add_user("U1", "alice", real_name="Alice Example")

@@ -23,8 +23,13 @@ What it does, in short:
   response for it with :meth:`FakeSlack.respond`.
 * Tokens are checked like Slack does (``not_authed`` / ``invalid_auth``), and so are scopes
   (``missing_scope`` with ``needed``/``provided``); every answer carries ``x-oauth-scopes``.
+* Slack's rates, enforced on the fake's clock (``clock=``; the tests pass theirs): each
+  method's tier per workspace and chat.postMessage's per channel (bot.slack.budget holds the
+  numbers). A call past them is answered HTTP 429 with ``Retry-After`` and not carried out;
+  :meth:`rate_limited` counts them, so any test would notice a storm.
 * Scripted faults, one-shot and FIFO per method: :meth:`fail_next` (``ok: false``),
-  :meth:`rate_limit_next` (HTTP 429 + ``Retry-After``), :meth:`server_error_next` (HTTP 5xx).
+  :meth:`rate_limit_next` (HTTP 429 + ``Retry-After``), :meth:`server_error_next` (HTTP 5xx),
+  :meth:`server_error_after_storing_next` (carried out, then HTTP 5xx).
   ``slack.faults[(method, kind)]`` counts the ones served.
 * Files: :meth:`add_file` serves bytes at ``/files-pri/<team>-<file id>/<name>``, only to
   ``Authorization: Bearer <bot token>``; anyone else gets Slack's HTML sign-in page with a 200.
@@ -32,7 +37,8 @@ What it does, in short:
 * Observers (:meth:`observe`) hear every call a built-in method answered ``ok`` and every
   response-URL post, with the answer: the console prints from them.
 
-Everything is deterministic: ids and timestamps come from counters, nothing sleeps.
+Everything is deterministic: ids and timestamps come from counters, nothing sleeps (but
+calls held on purpose with :meth:`hold`).
 """
 
 from __future__ import annotations
@@ -40,10 +46,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import math
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -53,7 +61,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.clock import Clock, SystemClock
 from bot.serving import serve_http
+from bot.slack.budget import CHANNEL_POST_RATE, CHANNEL_RATED, METHOD_RATES
 from bot.slack.text import ts_key
 
 DEFAULT_SCOPES: tuple[str, ...] = (
@@ -96,6 +106,7 @@ class SlackCall:
     headers: dict[str, str]
     token: str | None
     http_method: str = "POST"
+    at: datetime | None = None  # on the fake's clock
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.params.get(key, default)
@@ -133,7 +144,7 @@ class ResponseUrlPost:
 
 @dataclass
 class _Scripted:
-    kind: str  # "response", "error", "ratelimited", "server_error"
+    kind: str  # "response", "error", "ratelimited", "server_error", "stored_then_error"
     status: int
     body: dict[str, Any] | Callable[[SlackCall], dict[str, Any]] | str
     headers: dict[str, str] = field(default_factory=dict)
@@ -173,8 +184,14 @@ class FakeSlack:
         bot_id: str = "B0FAKEBOT",
         app_id: str = "A0FAKEAPP",
         bot_name: str = "codegen",
+        clock: Clock | None = None,
+        enforce_rates: bool = True,
     ) -> None:
         self.bot_token = bot_token
+        # Slack's per-method rates (and chat.postMessage's per channel), on this clock.
+        self.clock: Clock = clock or SystemClock()
+        self.enforce_rates = enforce_rates
+        self._rate_log: dict[str, deque[datetime]] = {}
         self.scopes: list[str] = list(DEFAULT_SCOPES if scopes is None else scopes)
         self.team_id = team_id
         self.team_name = team_name
@@ -362,6 +379,16 @@ class FakeSlack:
             await gate.wait()
         finally:
             self._held[method] -= 1
+
+    def server_error_after_storing_next(
+        self, method: str, status: int = 500, *, times: int = 1
+    ) -> None:
+        """The next `times` calls are carried out (a message is stored, a reaction added) and
+        then answered HTTP `status`: the caller cannot tell it worked."""
+        for _ in range(times):
+            self._queued.setdefault(method, deque()).append(
+                _Scripted("stored_then_error", status, "Internal Server Error")
+            )
 
     def pending_faults(self, method: str) -> int:
         """How many scripted answers for `method` have not been served yet."""
@@ -693,7 +720,7 @@ class FakeSlack:
             token = str(params.pop("token"))
         headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
         await self._pass_gate(method)
-        call = SlackCall(method, params, headers, token, request.method)
+        call = SlackCall(method, params, headers, token, request.method, self.clock.now())
         self.calls.append(call)
         return self._answer(call)
 
@@ -703,9 +730,54 @@ class FakeSlack:
             scripted = queue.popleft()
             if scripted.kind != "response":
                 self.faults[(call.method, scripted.kind)] += 1
+            if scripted.kind == "stored_then_error":
+                self._builtin(call)
             return self._scripted_response(scripted, call)
         if call.method in self._declared:
             return self._scripted_response(self._declared[call.method], call)
+        limited = self._over_rate(call)
+        if limited is not None:
+            self.faults[(call.method, "rate_limit")] += 1
+            return JSONResponse(
+                {"ok": False, "error": "ratelimited"},
+                status_code=429,
+                headers={"Retry-After": str(limited), "x-oauth-scopes": ",".join(self.scopes)},
+            )
+        return self._builtin(call)
+
+    def rate_limited(self, method: str | None = None) -> int:
+        """How many calls (to `method`) were answered 429 for going over Slack's rates."""
+        return sum(
+            n
+            for (m, kind), n in self.faults.items()
+            if kind == "rate_limit" and method in (None, m)
+        )
+
+    def _over_rate(self, call: SlackCall) -> int | None:
+        """Retry-After seconds when this call goes over its method's rate (or, for
+        chat.postMessage, its channel's); None when it fits, and then it is counted."""
+        if not self.enforce_rates:
+            return None
+        rates = []
+        rate = METHOD_RATES.get(call.method)
+        if rate is not None:
+            rates.append((call.method, rate))
+        channel = call.get("channel")
+        if call.method in CHANNEL_RATED and isinstance(channel, str) and channel:
+            rates.append((f"{call.method}:{channel}", CHANNEL_POST_RATE))
+        now = self.clock.now()
+        for key, limit in rates:
+            log = self._rate_log.setdefault(key, deque())
+            while log and log[0] <= now - timedelta(seconds=limit.window):
+                log.popleft()
+            if len(log) >= limit.limit:
+                wait = (log[0] + timedelta(seconds=limit.window) - now).total_seconds()
+                return max(1, math.ceil(wait))
+        for key, _limit in rates:
+            self._rate_log[key].append(now)
+        return None
+
+    def _builtin(self, call: SlackCall) -> Response:
 
         handler = self._handlers.get(call.method)
         if handler is None:

@@ -16,7 +16,6 @@ from bot.errors import SlackError
 from bot.requests import SlackFile
 from bot.slack.gateway import SlackGateway
 from bot.slack.text import slack_unescape, ts_key
-from bot.slack.threads import thread_messages
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +70,7 @@ class ThreadContext:
         that cannot be read ends the walk: context is a help, not a condition."""
         found: list[dict[str, Any]] = []
         try:
-            async for message in thread_messages(
-                self.slack,
+            async for message in self.slack.thread_messages(
                 channel=channel,
                 thread_ts=thread_ts,
                 before_ts=before_ts,

@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.errors import TryLater
+from bot.errors import SlackBusy, TryLater
 from bot.intake.prepare import Preparer
 from bot.intake.replies import Replies
 from bot.logs import log_context
@@ -78,6 +78,7 @@ class Intake:
         metrics: Metrics,
         wake_dispatcher: Callable[[], None],
         prepare_concurrency: int = PREPARE_CONCURRENCY,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -89,6 +90,7 @@ class Intake:
         self.wake_dispatcher = wake_dispatcher
         self._tasks: set[asyncio.Task[Any]] = set()
         self._preparing = asyncio.Semaphore(prepare_concurrency)
+        self.lease_seconds = lease_seconds
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -160,7 +162,7 @@ class Intake:
             message_ts=request.slack.message_ts,
             next_attempt_at=now,
             lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=LEASE_SECONDS),
+            lease_expires_at=now + timedelta(seconds=self.lease_seconds),
             created_at=now,
             updated_at=now,
         )
@@ -172,6 +174,11 @@ class Intake:
             with log_context(request_id=row.id, **context):
                 try:
                     prepared = await self.preparer.prepare(row, owner=owner)
+                except SlackBusy as busy:
+                    # Slack's budget is spent for now: it waits in the outbox, quietly.
+                    log.info("request %s waits for Slack: %s", row.id, busy.message)
+                    await self._release(row, owner=owner, wait=busy.wait)
+                    return
                 except Exception as error:
                     # Committed, so not lost: the dispatcher prepares it again on its own (and
                     # gives up with a message on the card after its retries).
@@ -186,14 +193,17 @@ class Intake:
             self.wake_dispatcher()
 
     async def _retry_later(self, row: QueuedRequest, request: RunRequest, *, owner: str) -> None:
-        later = self.clock.now() + timedelta(seconds=INTAKE_RETRY_SECONDS)
+        await self._release(row, owner=owner, wait=INTAKE_RETRY_SECONDS)
+        await self.replies.to_requester(request, PREPARE_RETRY_TEXT)
+
+    async def _release(self, row: QueuedRequest, *, owner: str, wait: float | None) -> None:
+        later = self.clock.now() + timedelta(seconds=wait or INTAKE_RETRY_SECONDS)
         try:
             await self.store.requests.release(
                 row.id, owner=owner, next_attempt_at=later, now=self.clock.now()
             )
         except Exception:  # the lease lapses and frees it all the same
             log.warning("could not release request %s", row.id, exc_info=True)
-        await self.replies.to_requester(request, PREPARE_RETRY_TEXT)
 
     def refusal(self, request: RunRequest) -> str | None:
         """Policy checks that need no I/O: who may ask, and how much."""

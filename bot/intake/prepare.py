@@ -26,7 +26,7 @@ import httpx
 from bot.clock import Clock
 from bot.codegen.models import is_terminal
 from bot.config import Settings
-from bot.errors import RequestRefused, SlackError
+from bot.errors import RequestRefused, SlackBusy, SlackError, SlackUnavailable
 from bot.intake.catalog import RepoCatalog
 from bot.intake.context import ThreadContext
 from bot.intake.images import fetch_images
@@ -42,6 +42,7 @@ from bot.store.tables import QueuedRequest, RequestKind, TrackedRun
 
 log = logging.getLogger(__name__)
 
+SLACK_RETRY_SECONDS = 10.0
 RETIRED_CARD_NOTE = "Follow-up posted: see the newest card in this thread for what's next."
 
 
@@ -76,7 +77,7 @@ class Preparer:
         crash, keeps it to send the request in the same pass."""
         request = RunRequest.model_validate(row.request_json)
         try:
-            prepared, card_ts = await self._prepare(row, request)
+            prepared, card_ts = await self._prepare(row, request, owner=owner)
         except RequestRefused as refused:
             await self.store.requests.record_failed(
                 row.id, owner=owner, error=refused.message, now=self.clock.now()
@@ -102,9 +103,11 @@ class Preparer:
         return True
 
     async def _prepare(
-        self, row: QueuedRequest, request: RunRequest
+        self, row: QueuedRequest, request: RunRequest, *, owner: str
     ) -> tuple[PreparedRequest, str | None]:
-        """What the request becomes, and the ts of the card posted for it (if one was)."""
+        """What the request becomes, and the ts of the card posted for it (if one was).
+        Raises SlackBusy when Slack has no room for what it needs now (it is prepared again
+        later, and what was posted before is kept: the root message is recorded at once)."""
         slack = request.slack
         channel, thread_ts, message_ts = slack.channel_id, slack.thread_ts, slack.message_ts
 
@@ -113,8 +116,15 @@ class Preparer:
         options = await self._resolve_options(request)
 
         # Where to report. A slash command has no message: post a root message to thread on.
-        if slack.trigger is Trigger.SLASH_COMMAND and not row.thread_ts:
-            channel, thread_ts = await self._post_root(request)
+        if slack.trigger is Trigger.SLASH_COMMAND:
+            if row.thread_ts:  # posted by an earlier, unfinished preparation
+                channel, thread_ts = row.channel_id, row.thread_ts
+            else:
+                channel, thread_ts = await self._post_root(row.id, request)
+                await self.store.requests.set_root(
+                    row.id, owner=owner, channel_id=channel, thread_ts=thread_ts
+                )
+                row.channel_id, row.thread_ts = channel, thread_ts
             message_ts = thread_ts
         thread_ts = thread_ts or message_ts
 
@@ -192,6 +202,7 @@ class Preparer:
                     channel=channel,
                     thread_ts=thread_ts,
                     text=f"I left out {len(batch.skipped)} attachment(s):\n{listed}",
+                    key=f"skipped:{row.id}",
                 )
         return prepared, card_ts
 
@@ -206,24 +217,31 @@ class Preparer:
             return
         await self.cards.show_run(previous, note=RETIRED_CARD_NOTE)
 
-    async def _post_root(self, request: RunRequest) -> tuple[str, str]:
+    async def _post_root(self, request_id: str, request: RunRequest) -> tuple[str, str]:
         """Post the message a slash command's run is threaded on: (channel, ts).
 
         In the channel where the command was typed when the bot can post there; otherwise
         (a private channel or a DM between other people, which the bot is not in) in a DM with
         the requester, who is told how to invite the bot."""
         root = render_request_root(request)
+        key = f"root:{request_id}"
         channel = request.slack.channel_id
         if await self._is_member(channel):
             try:
-                ts = await self.slack.post(channel=channel, text=root.text, blocks=root.blocks)
+                ts = await self.slack.post(
+                    channel=channel, text=root.text, blocks=root.blocks, key=key
+                )
+            except SlackUnavailable as busy:
+                raise _busy(busy) from None
             except SlackError:
                 pass  # try the DM below
             else:
                 return channel, ts
         try:
             dm = await self.slack.open_dm(request.slack.user_id)
-            ts = await self.slack.post(channel=dm, text=root.text, blocks=root.blocks)
+            ts = await self.slack.post(channel=dm, text=root.text, blocks=root.blocks, key=key)
+        except SlackUnavailable as busy:
+            raise _busy(busy) from None
         except SlackError:
             raise RequestRefused(
                 "I cannot post in this channel and could not open a DM with you, so I did not "
@@ -241,6 +259,8 @@ class Preparer:
         """Whether the bot can post in `channel` (Slack hides private ones it is not in)."""
         try:
             info = await self.slack.channel_info(channel)
+        except SlackUnavailable as busy:
+            raise _busy(busy) from None
         except SlackError:
             return False
         if info.get("is_im"):
@@ -268,3 +288,8 @@ class Preparer:
     def _bot_token(self) -> str:
         token = self.settings.slack_bot_token
         return token.get_secret_value() if token is not None else ""
+
+
+def _busy(error: SlackUnavailable) -> SlackBusy:
+    wait = error.wait if error.wait is not None else SLACK_RETRY_SECONDS
+    return SlackBusy(f"{error.message}; preparing again in {wait:.0f} s", wait=wait)

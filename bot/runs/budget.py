@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 
 from bot.clock import Clock
 from bot.errors import BudgetExhausted
+from bot.limits import queue_etas, wait_before_next
 from bot.metrics import Metrics
-from bot.runs.limits import queue_etas, wait_before_next
 from bot.store.budgets import Spend
 from bot.store.store import Store
 

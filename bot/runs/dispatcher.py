@@ -39,6 +39,7 @@ from bot.errors import (
     PlanLimitReached,
     RateLimited,
     RunNotFound,
+    SlackBusy,
     UnexpectedResponse,
 )
 from bot.intake.context import ThreadContext
@@ -46,6 +47,7 @@ from bot.intake.prepare import Preparer
 from bot.logs import log_context
 from bot.metrics import Metrics
 from bot.runs.budget import CREATE, READ, OrgBudget
+from bot.slack.budget import Priority
 from bot.slack.cards import RunCards, notified_key
 from bot.store.budgets import Spend
 from bot.store.leases import LEASE_SECONDS, new_lease_owner
@@ -55,6 +57,9 @@ from bot.store.tables import QueuedRequest, RequestKind, TrackedRun
 log = logging.getLogger(__name__)
 
 BATCH = 25
+# A waiting card's place is shown again at most this often (and only when its text changes):
+# Slack allows about 50 edits a minute per workspace, and status changes come first.
+QUEUE_REFRESH_SECONDS = 30.0
 MAX_ATTEMPTS = 6
 RETRY_BASE = 2.0
 RETRY_CAP = 120.0
@@ -131,6 +136,7 @@ class Dispatcher:
         self.metrics = metrics
         self.rand = rand
         self.lease_seconds = lease_seconds
+        self._slack_busy_for: float | None = None
         self._lock = asyncio.Lock()
         self._again = False
         self._kick: asyncio.Task[int] | None = None
@@ -167,10 +173,15 @@ class Dispatcher:
         )
         sent = 0
         blocked_for: float | None = None
+        self._slack_busy_for = None
         for row in rows:
             if blocked_for is not None:
                 # Queue order: nobody overtakes a request that waits for the budget.
                 await self._release(row, owner, blocked_for)
+                continue
+            if not row.prepared and self._slack_busy_for is not None:
+                # Slack had no room to prepare the one before: the rest wait in the outbox too.
+                await self._release(row, owner, self._slack_busy_for)
                 continue
             with log_context(request_id=row.id, channel_id=row.channel_id, user_id=row.user_id):
                 try:
@@ -195,8 +206,13 @@ class Dispatcher:
 
     async def _dispatch(self, row: QueuedRequest, owner: str) -> Outcome:
         """True: sent; False: handled otherwise; Blocked/Deferred: wait that long."""
-        if not row.prepared and not await self.preparer.prepare(row, owner=owner, release=False):
-            return False
+        if not row.prepared:
+            try:
+                if not await self.preparer.prepare(row, owner=owner, release=False):
+                    return False
+            except SlackBusy as busy:
+                self._slack_busy_for = busy.wait or RETRY_BASE
+                return Deferred(self._slack_busy_for)
         if row.ambiguous:
             try:
                 found = await self._find_sent(row)
@@ -448,13 +464,32 @@ class Dispatcher:
             if row.lease_owner and row.lease_expires_at and utc(row.lease_expires_at) > now:
                 continue  # someone is sending it right now
             note = queue_note(ahead, now + timedelta(seconds=eta))
-            if row.queue_note != note and await self.store.requests.set_queue_note(row.id, note):
-                card_before = row.card_ts
-                await self.cards.show_request(
-                    row, phase="waiting", queue_ahead=ahead, eta_seconds=round_eta(eta)
+            if row.queue_note == note:
+                continue
+            noted = utc(row.queue_noted_at) if row.queue_noted_at else None
+            if noted is not None and now - noted < timedelta(seconds=QUEUE_REFRESH_SECONDS):
+                continue  # changed not long ago: the next pass after that shows the news
+            if not row.card_ts:
+                # Its card could not be posted while it was prepared (Slack had no room then);
+                # the run posts it when it starts. Posting it here could race that post.
+                continue
+            # Claimed first (one replica edits each change), given back if Slack had no room.
+            if not await self.store.requests.set_queue_note(
+                row.id, note, previous=row.queue_note, now=now
+            ):
+                continue
+            shown = await self.cards.show_request(
+                row,
+                phase="waiting",
+                queue_ahead=ahead,
+                eta_seconds=round_eta(eta),
+                priority=Priority.LOW,
+            )
+            if not shown:
+                await self.store.requests.set_queue_note(
+                    row.id, row.queue_note, previous=note, now=noted
                 )
-                if row.card_ts and row.card_ts != card_before:
-                    await self.store.requests.set_card(row.id, card_ts=row.card_ts)
+                break  # the low-priority share of Slack's budget is spent for now
 
 
 def round_eta(seconds: float) -> float:

@@ -21,8 +21,8 @@ from bot.clock import Clock
 from bot.codegen.models import AgentRunResponse, StatusKind, classify_status, is_terminal
 from bot.config import Settings
 from bot.errors import SlackError, SlackUnavailable
+from bot.limits import next_poll_interval
 from bot.metrics import Metrics
-from bot.runs.limits import next_poll_interval
 from bot.runs.watchdog import Verdict, Watchdog
 from bot.slack.cards import (
     RunCards,
@@ -37,6 +37,9 @@ from bot.store.store import Store
 from bot.store.tables import ReplyKind, ReplyState, TrackedRun
 
 log = logging.getLogger(__name__)
+
+# Runs that Slack had no room for come back within this share past the wait, not all at once.
+SLACK_RETRY_SPREAD = 0.5
 
 GONE_REASON = "Codegen no longer knows this run."
 
@@ -86,6 +89,7 @@ class Reporter:
         self.metrics = metrics
         self.watchdog = watchdog or Watchdog()
         self.rand = rand
+        self._reply_waits: dict[int, float] = {}  # runs whose reply Slack had no room for
 
     async def apply(self, run: TrackedRun, seen: AgentRunResponse, owner: str) -> Applied:
         """Record what was seen of `run` (held by `owner`) and report it."""
@@ -146,15 +150,21 @@ class Reporter:
             log.info("run %s is %s", run.id, seen.status, extra={"run_id": run.id})
         shown = await self.show(run, owner, key, verdict.note, marked=marked)
         if ending:
-            if await self._final_reply(run, owner, card_shown=shown is Shown.EDITED):
+            card_shown = shown is Shown.EDITED or run.card_shown == key
+            if await self._final_reply(run, owner, card_shown=card_shown):
                 if terminal:
                     self.metrics.runs_finished_total.labels(final_status=str(seen.status)).inc()
                 return Applied(changed=changed, finished=True)
             shown = Shown.RETRY
         elif paused and not await self._pause_reply(run, owner):
             shown = Shown.RETRY
-        if shown is Shown.RETRY:  # Slack is down for now: come back soon
-            await self.store.runs.poll_at(run.id, owner=owner, at=now + timedelta(seconds=minimum))
+        if shown is Shown.RETRY:  # Slack is down or full for now: come back when it may not be
+            wait = max(
+                minimum, self.cards.deferred.pop(run.id, 0.0), self._reply_waits.pop(run.id, 0.0)
+            )
+            # Spread out: runs deferred together must not all come back in the same tick.
+            wait *= 1 + SLACK_RETRY_SPREAD * self.rand()
+            await self.store.runs.poll_at(run.id, owner=owner, at=now + timedelta(seconds=wait))
         await self.store.runs.release(run.id, owner=owner)
         return Applied(changed=changed)
 
@@ -201,6 +211,8 @@ class Reporter:
             await self.store.runs.unmark_notified(run.id, owner=owner, back_to=previous)
             return Shown.RETRY
         run.notified_status = key
+        if await self.store.runs.confirm_card(run.id, owner=owner, key=key):
+            run.card_shown = key
         return Shown.EDITED
 
     async def _final_reply(self, run: TrackedRun, owner: str, *, card_shown: bool) -> bool:
@@ -210,9 +222,16 @@ class Reporter:
         if step is None:  # posted before (or the lease is gone, and this write says so)
             return await self.store.runs.close(run.id, owner=owner)
         if not card_shown:
-            # Recovering (a crash or an outage came between the card and the reply): make sure
-            # the card shows the end too. Editing it again to the same content is harmless.
-            await self.cards.show_run(run)
+            # The card edit did not go through (Slack had no room, or a crash came between
+            # claiming it and making it): the card shows the end before tracking closes.
+            if not await self.cards.show_run(run):
+                if step is ReplyStep.POST:  # nothing was posted: the next try starts afresh
+                    await self.store.runs.unbegin_reply(run.id, owner=owner, kind=ReplyKind.FINAL)
+                return False
+            if await self.store.runs.confirm_card(
+                run.id, owner=owner, key=run.notified_status or ""
+            ):
+                run.card_shown = run.notified_status
         return await self._post_reply(run, owner, ReplyKind.FINAL, step, close=True)
 
     async def _pause_reply(self, run: TrackedRun, owner: str) -> bool:
@@ -239,8 +258,13 @@ class Reporter:
                 )
         try:
             ts = await self.cards.post_reply(run, kind=kind)
-        except SlackUnavailable:
+        except SlackUnavailable as error:
             log.warning("run %s: Slack unavailable for the %s reply; will try again", run.id, kind)
+            if error.wait is not None:
+                self._reply_waits[run.id] = error.wait
+            if step is ReplyStep.POST and not error.ambiguous:
+                # It never reached Slack: nothing to look for next time.
+                await self.store.runs.unbegin_reply(run.id, owner=owner, kind=kind)
             return False
         return await self.store.runs.finish_reply(
             run.id, owner=owner, kind=kind, ts=ts, close=close

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.clock import Clock
+from bot.codegen.models import is_terminal
 from bot.logs import log_context
 from bot.metrics import Metrics
 from bot.runs.reading import Reader
 from bot.runs.reporting import Reporter
+from bot.slack.cards import as_api_run
 from bot.store.leases import LEASE_SECONDS, new_lease_owner
 from bot.store.store import Store
 from bot.store.tables import TrackedRun
@@ -77,7 +79,12 @@ class Tracker:
                 lease_seconds=self.lease_seconds,
             )
 
-        reading = await self.reader.read(runs, claim=claim_neighbours)
+        # A run already seen ending has nothing more to learn from Codegen: only its card and
+        # final reply are left (Slack had no room for them before), so it is not read again.
+        settled = {run.id: as_api_run(run) for run in runs if is_terminal(run.status)}
+        unsettled = [run for run in runs if run.id not in settled]
+        reading = await self.reader.read(unsettled, claim=claim_neighbours)
+        reading.seen.update(settled)
         report.list_calls, report.get_calls = reading.list_calls, reading.get_calls
         runs += reading.extra
         quiet: list[tuple[int, datetime, float]] = []

@@ -19,9 +19,9 @@ import logging
 from bot.clock import Clock
 from bot.codegen.models import AgentRunResponse, StatusKind, classify_status, is_terminal
 from bot.errors import SlackError, SlackUnavailable
+from bot.slack.budget import Priority
 from bot.slack.gateway import SlackGateway
 from bot.slack.render import CardView, Phase, RenderedMessage, render_card, render_final_reply
-from bot.slack.threads import thread_messages
 from bot.store.tables import QueuedRequest, ReplyKind, TrackedRun
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,11 @@ _EARLIER_REACTIONS: dict[str, tuple[str, ...]] = {
     REACTION_DONE: (REACTION_RECEIVED, REACTION_RUNNING),
     REACTION_FAILED: (REACTION_RECEIVED, REACTION_RUNNING),
 }
+
+
+def card_key(request_id: str) -> str:
+    """The name a request's card is posted under (it stays the card of the run it starts)."""
+    return f"card:{request_id}"
 
 
 def run_phase(run: TrackedRun) -> Phase:
@@ -105,6 +110,8 @@ class RunCards:
     def __init__(self, *, slack: SlackGateway, clock: Clock) -> None:
         self.slack = slack
         self.clock = clock
+        # Runs whose last card edit Slack had no room for: the seconds until it may have.
+        self.deferred: dict[int, float] = {}
 
     # -- requests (before there is a run) ----------------------------------------------------
 
@@ -139,10 +146,12 @@ class RunCards:
         thread_ts: str | None,
         card_ts: str | None,
         message: RenderedMessage,
+        key: str,
         context: str,
+        priority: Priority = Priority.HIGH,
     ) -> str:
-        """Edit the card at `card_ts`, or post it in the thread when there is none: its ts.
-        Raises the gateway's SlackError."""
+        """Edit the card at `card_ts`, or post it (named `key`) in the thread when there is
+        none: its ts. Raises the gateway's SlackError."""
         if card_ts:
             await self.slack.update(
                 channel=channel,
@@ -150,6 +159,7 @@ class RunCards:
                 text=message.text,
                 blocks=message.blocks,
                 context=context,
+                priority=priority,
             )
             return card_ts
         return await self.slack.post(
@@ -157,6 +167,7 @@ class RunCards:
             thread_ts=thread_ts,
             text=message.text,
             blocks=message.blocks,
+            key=key,
             context=context,
         )
 
@@ -170,6 +181,7 @@ class RunCards:
                 thread_ts=row.thread_ts,
                 card_ts=None,
                 message=message,
+                key=card_key(row.id),
                 context=f"request={row.id}",
             )
         except SlackError:
@@ -183,9 +195,11 @@ class RunCards:
         queue_ahead: int | None = None,
         eta_seconds: float | None = None,
         error: str | None = None,
+        priority: Priority = Priority.HIGH,
     ) -> bool:
         """Edit the request's card (posting one if it has none: then `row.card_ts` changes and
-        the caller stores it). False if Slack did not take it."""
+        the caller stores it). False if Slack did not take it (or, at LOW priority, had no
+        slot for it)."""
         if not row.card_ts:
             row.card_ts = await self.post_request_card(row)
         if not row.card_ts:
@@ -200,7 +214,9 @@ class RunCards:
                 thread_ts=row.thread_ts,
                 card_ts=row.card_ts,
                 message=message,
+                key=card_key(row.id),
                 context=f"request={row.id}",
+                priority=priority,
             )
         except SlackError:
             return False
@@ -246,9 +262,12 @@ class RunCards:
                 thread_ts=run.thread_ts,
                 card_ts=run.card_ts,
                 message=message,
+                key=card_key(run.request_id),
                 context=context,
             )
-        except SlackUnavailable:
+        except SlackUnavailable as busy:
+            if busy.wait is not None:
+                self.deferred[run.id] = busy.wait
             return False
         except SlackError:
             pass  # refused for good: logged; the reactions and the run go on
@@ -296,6 +315,7 @@ class RunCards:
                     "event_type": FINAL_REPLY_EVENT,
                     "event_payload": {"run_id": run.id, "kind": kind.value},
                 },
+                key=f"reply:{run.id}:{kind.value}",
                 context=f"run={run.id}",
             )
         except SlackUnavailable:
@@ -308,8 +328,8 @@ class RunCards:
         Raises SlackError when the thread cannot be read now."""
         if not run.thread_ts:
             return None
-        async for message in thread_messages(
-            self.slack, channel=run.channel_id, thread_ts=run.thread_ts, include_metadata=True
+        async for message in self.slack.thread_messages(
+            channel=run.channel_id, thread_ts=run.thread_ts, include_metadata=True
         ):
             metadata = message.get("metadata") or {}
             payload = metadata.get("event_payload") or {}

@@ -2,19 +2,23 @@
 the response's data, or a SlackError (bot.errors) that says whether a later try may succeed.
 
     SlackRefused      Slack said no for good (channel_not_found, is_archived, missing_scope, …)
-    SlackUnavailable  429s and 5xx/connection errors went on past the retry limits (retryable)
+    SlackUnavailable  no budget slot, a 429, or 5xx/connection errors past the retry limits
+                      (retryable; `wait` when known, `ambiguous` when Slack may have acted)
 
-429s are waited out per Retry-After and 5xx/connection errors retried with growing waits, all
-on the injected clock, within a total wait that stays well inside the leases of the tick
-making the call. Reactions that are already in the wanted state (already_reacted,
-no_reaction) are not failures. Every failure is logged with the caller's context and counted
+Each call first spends from Slack's rate budget (bot.slack.budget, shared by replicas); with
+no slot, or after a 429 (which blocks the method for its Retry-After), it raises
+SlackUnavailable with the wait and the caller makes it again later. 5xx and connection errors
+are retried with growing waits on the injected clock, except where Slack may have acted on
+the call: a post is then looked for (by the key in its metadata) before it is sent again.
+Reactions that are already in the wanted state (already_reacted, no_reaction) are not
+failures. Every failure is logged with the caller's context and counted
 (`on_error`), so callers that carry on regardless only decide what to do next.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -23,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock, parse_retry_after
 from bot.errors import SlackError, SlackRefused, SlackUnavailable
+from bot.slack.budget import Priority, SlackBudget
 
 __all__ = ["HARMLESS_ERRORS", "PERMANENT_ERRORS", "SlackGateway"]
 
@@ -53,6 +58,12 @@ HARMLESS_ERRORS = frozenset({"already_reacted", "no_reaction"})
 
 ErrorHook = Callable[[str, str], None]
 
+# Every message the bot posts carries a key in its metadata (under this event type unless the
+# caller gives one), so that it can be found again after an ambiguous failure.
+POST_EVENT = "codegen_bot_message"
+POST_KEY = "post_key"
+THREAD_PAGE = 200
+
 
 class SlackGateway:
     def __init__(
@@ -60,6 +71,7 @@ class SlackGateway:
         client: AsyncWebClient,
         *,
         clock: Clock,
+        budget: SlackBudget | None = None,
         max_attempts: int = 4,
         max_wait: float = 60.0,
         max_total_wait: float = 90.0,
@@ -67,20 +79,34 @@ class SlackGateway:
     ) -> None:
         self.client = client
         self.clock = clock
+        self.budget = budget
         self.max_attempts = max_attempts
         self.max_wait = max_wait
         self.max_total_wait = max_total_wait
         self.on_error = on_error
 
     async def call(
-        self, method: str, params: dict[str, Any], *, context: str = ""
+        self,
+        method: str,
+        params: dict[str, Any],
+        *,
+        context: str = "",
+        priority: Priority = Priority.HIGH,
+        repeat_ambiguous: bool = True,
     ) -> dict[str, Any]:
         """Call Web API `method` (dotted, e.g. "chat.postMessage") with `params`: the
-        response's data, or SlackRefused / SlackUnavailable."""
+        response's data, or SlackRefused / SlackUnavailable.
+
+        Each attempt spends from Slack's rate budget first (`priority`: see bot.slack.budget).
+        `repeat_ambiguous=False`: a 5xx, a timeout or a reset after sending raises
+        SlackUnavailable(ambiguous=True) at once instead of sending again (Slack may have
+        acted on it: the caller looks first)."""
         send = getattr(self.client, method.replace(".", "_"))
+        channel = params.get("channel") if isinstance(params.get("channel"), str) else None
         waited = 0.0
         for attempt in range(1, self.max_attempts + 1):
             last = attempt == self.max_attempts
+            await self._spend(method, channel=channel, priority=priority, context=context)
             try:
                 response = await send(**params)
                 return dict(response.data) if isinstance(response.data, dict) else {}
@@ -89,22 +115,35 @@ class SlackGateway:
                 code = _error_code(error.response)
                 if code in HARMLESS_ERRORS:
                     return dict(error.response.data)
-                if status == 429 or status >= 500:
-                    if status == 429:
-                        retry_after = error.response.headers.get("Retry-After")
-                        wait = parse_retry_after(
-                            str(retry_after) if retry_after is not None else None,
-                            now=self.clock.now(),
-                            default=1.0,
+                if status == 429:
+                    retry_after = error.response.headers.get("Retry-After")
+                    wait = parse_retry_after(
+                        str(retry_after) if retry_after is not None else None,
+                        now=self.clock.now(),
+                        default=1.0,
+                    )
+                    wait = min(wait, self.max_wait)
+                    self._count(method, "ratelimited")
+                    if self.budget is not None:
+                        # Shared: no replica calls this method again before Retry-After, and
+                        # this call is the caller's to make again then (nobody sleeps on it).
+                        await self.budget.block(method, channel=channel, seconds=wait)
+                        log.warning(
+                            "slack %s answered 429: blocked for %.1f s %s", method, wait, context
                         )
-                        wait = min(wait, self.max_wait)
-                        kind = "ratelimited"
-                    else:
-                        wait = min(2.0**attempt, self.max_wait)
-                        kind = f"http_{status}"
-                    self._count(method, kind)
+                        raise SlackUnavailable(method, "ratelimited", wait=wait) from None
                     if last or waited + wait > self.max_total_wait:
-                        raise self._unavailable(method, kind, context) from None
+                        raise self._unavailable(method, "ratelimited", context) from None
+                    log.warning("slack %s answered 429, waiting %.1f s %s", method, wait, context)
+                    await self.clock.sleep(wait)
+                    waited += wait
+                    continue
+                if status >= 500:
+                    kind = f"http_{status}"
+                    self._count(method, kind)
+                    wait = min(2.0**attempt, self.max_wait)
+                    if not repeat_ambiguous or last or waited + wait > self.max_total_wait:
+                        raise self._unavailable(method, kind, context, ambiguous=True) from None
                     log.warning(
                         "slack %s answered %s, retrying in %.1f s %s", method, status, wait, context
                     )
@@ -118,16 +157,72 @@ class SlackGateway:
             except (TimeoutError, OSError, aiohttp.ClientError) as error:
                 kind = type(error).__name__
                 self._count(method, kind)
+                # A connection that was never made carried nothing; anything later may have.
+                ambiguous = not isinstance(
+                    error, aiohttp.ClientConnectorError | ConnectionRefusedError
+                )
                 wait = min(2.0**attempt, self.max_wait)
-                if last or waited + wait > self.max_total_wait:
-                    raise self._unavailable(method, f"{kind}: {error}", context) from None
+                stop = (ambiguous and not repeat_ambiguous) or last
+                if stop or waited + wait > self.max_total_wait:
+                    raise self._unavailable(
+                        method, f"{kind}: {error}", context, ambiguous=ambiguous
+                    ) from None
                 await self.clock.sleep(wait)
                 waited += wait
         raise self._unavailable(method, "no attempts", context)  # max_attempts < 1
 
-    def _unavailable(self, method: str, error: str, context: str) -> SlackError:
-        log.error("slack %s unavailable (%s), giving up for now %s", method, error, context)
-        return SlackUnavailable(method, error)
+    async def _spend(
+        self, method: str, *, channel: str | None, priority: Priority, context: str
+    ) -> None:
+        if self.budget is None:
+            return
+        try:
+            await self.budget.spend(method, channel=channel, priority=priority)
+        except SlackUnavailable as spent:
+            self._count(method, "budget")
+            level = logging.DEBUG if priority is Priority.LOW else logging.INFO
+            log.log(level, "slack %s not called: %s %s", method, spent.error, context)
+            raise
+
+    async def thread_messages(
+        self,
+        *,
+        channel: str,
+        thread_ts: str,
+        before_ts: str | None = None,
+        include_metadata: bool = False,
+        max_pages: int | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The thread's messages as Slack pages them (its root first, then the replies,
+        oldest first), up to `max_pages` pages; with `before_ts`, only those older than that
+        message. A page that cannot be read raises SlackError: the caller decides whether a
+        partial thread will do."""
+        cursor: str | None = None
+        pages = 0
+        while max_pages is None or pages < max_pages:
+            params: dict[str, Any] = {"channel": channel, "ts": thread_ts, "limit": THREAD_PAGE}
+            if before_ts:
+                params.update(latest=before_ts, inclusive=False)
+            if include_metadata:
+                params["include_all_metadata"] = True
+            if cursor:
+                params["cursor"] = cursor
+            response = await self.call("conversations.replies", params)
+            pages += 1
+            for message in response.get("messages") or []:
+                yield message
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return
+
+    def _unavailable(
+        self, method: str, error: str, context: str, *, ambiguous: bool = False
+    ) -> SlackError:
+        if ambiguous:
+            log.warning("slack %s may not have taken the call (%s) %s", method, error, context)
+        else:
+            log.error("slack %s unavailable (%s), giving up for now %s", method, error, context)
+        return SlackUnavailable(method, error, ambiguous=ambiguous)
 
     def _count(self, method: str, error: str) -> None:
         if self.on_error is not None:
@@ -140,23 +235,69 @@ class SlackGateway:
         *,
         channel: str,
         text: str,
+        key: str,
         blocks: list[dict[str, Any]] | None = None,
         thread_ts: str | None = None,
         metadata: dict[str, Any] | None = None,
         context: str = "",
     ) -> str:
-        """Post a message; its ts."""
-        params: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False}
+        """Post a message; its ts. `key` names it uniquely (it rides in the message's
+        metadata): after an ambiguous failure (a 5xx, a timeout, a reset after sending) the
+        thread (or, for a root message, the channel) is searched for it before posting again,
+        so a message Slack stored despite the error is not posted twice."""
+        event_type = (metadata or {}).get("event_type") or POST_EVENT
+        payload = {**((metadata or {}).get("event_payload") or {}), POST_KEY: key}
+        params: dict[str, Any] = {
+            "channel": channel,
+            "text": text,
+            "unfurl_links": False,
+            "metadata": {"event_type": event_type, "event_payload": payload},
+        }
         if blocks is not None:
             params["blocks"] = blocks
         if thread_ts is not None:
             params["thread_ts"] = thread_ts
-        if metadata is not None:
-            params["metadata"] = metadata
-        response = await self.call("chat.postMessage", params, context=context)
-        if not response.get("ts"):
-            raise SlackRefused("chat.postMessage", "no_ts_in_response")
-        return str(response["ts"])
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = await self.call(
+                    "chat.postMessage", params, context=context, repeat_ambiguous=False
+                )
+            except SlackUnavailable as error:
+                if not error.ambiguous or attempt == self.max_attempts:
+                    raise
+                found = await self._find_posted(channel=channel, thread_ts=thread_ts, key=key)
+                if found is not None:
+                    log.info("slack had stored message %s despite the error %s", key, context)
+                    return found
+                await self.clock.sleep(min(2.0**attempt, self.max_wait))
+                continue
+            if not response.get("ts"):
+                raise SlackRefused("chat.postMessage", "no_ts_in_response")
+            return str(response["ts"])
+        raise SlackUnavailable("chat.postMessage", "no attempts")  # max_attempts < 1
+
+    async def _find_posted(self, *, channel: str, thread_ts: str | None, key: str) -> str | None:
+        """The ts of the bot's message carrying `key` in `thread_ts` (or among the channel's
+        latest messages), None when there is none. A failed look raises SlackUnavailable
+        (ambiguous): whether it was posted is still unknown."""
+        try:
+            if thread_ts is not None:
+                async for message in self.thread_messages(
+                    channel=channel, thread_ts=thread_ts, include_metadata=True
+                ):
+                    if _post_key(message) == key:
+                        return str(message["ts"])
+                return None
+            params = {"channel": channel, "limit": 100, "include_all_metadata": True}
+            response = await self.call("conversations.history", params)
+        except SlackError as error:
+            raise SlackUnavailable(
+                "chat.postMessage", f"could not look for {key}: {error.error}", ambiguous=True
+            ) from None
+        for message in response.get("messages") or []:
+            if _post_key(message) == key:
+                return str(message["ts"])
+        return None
 
     async def update(
         self,
@@ -166,10 +307,11 @@ class SlackGateway:
         text: str,
         blocks: list[dict[str, Any]] | None = None,
         context: str = "",
+        priority: Priority = Priority.HIGH,
     ) -> None:
         """Edit a message in place."""
         params = {"channel": channel, "ts": ts, "text": text, "blocks": blocks}
-        await self.call("chat.update", params, context=context)
+        await self.call("chat.update", params, context=context, priority=priority)
 
     async def ephemeral(
         self, *, channel: str, user: str, text: str, thread_ts: str | None = None
@@ -222,6 +364,12 @@ class SlackGateway:
     async def file_info(self, file_id: str) -> dict[str, Any]:
         response = await self.call("files.info", {"file": file_id})
         return dict(response.get("file") or {})
+
+
+def _post_key(message: dict[str, Any]) -> str | None:
+    metadata = message.get("metadata") or {}
+    key = (metadata.get("event_payload") or {}).get(POST_KEY)
+    return str(key) if key is not None else None
 
 
 def _error_code(response: Any) -> str:

@@ -2,7 +2,7 @@
 
 Writing the budget's row first takes the lock every spender queues on (a row lock on
 PostgreSQL, the database write lock on SQLite), so replicas never spend the same slot twice.
-How long a spender must wait is the caller's arithmetic (bot.runs.limits), passed in and run
+How long a spender must wait is the caller's arithmetic (bot.limits), passed in and run
 under that lock.
 
 A spend is stamped with the clock read once the lock is held (waiting for a connection and

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -169,6 +169,15 @@ class RequestStore:
             values.update(lease_owner=None, lease_expires_at=None)
         return await self.leases.write(QueuedRequest, request_id, owner, **values)
 
+    async def set_root(
+        self, request_id: str, *, owner: str, channel_id: str, thread_ts: str
+    ) -> bool:
+        """The root message a slash command's run is threaded on, recorded the moment it is
+        posted: a preparation cut short does not post it again."""
+        return await self.leases.write(
+            QueuedRequest, request_id, owner, channel_id=channel_id, thread_ts=thread_ts
+        )
+
     async def mark_sending(self, request_id: str, *, owner: str, sending: bool = True) -> bool:
         """Before a create leaves: from now on it may have reached Codegen (`ambiguous`), and
         the next attempt looks for it first. `sending=False`: an answer proved it did not."""
@@ -291,16 +300,29 @@ class RequestStore:
                 .values(card_ts=card_ts)
             )
 
-    async def set_queue_note(self, request_id: str, note: str) -> bool:
-        """True when the note changed (the card then shows the new place in the queue)."""
+    async def set_queue_note(
+        self,
+        request_id: str,
+        note: str | None,
+        *,
+        previous: str | None,
+        now: datetime | None,
+    ) -> bool:
+        """Replace the queue note `previous` with `note` (shown at `now`); False when it was
+        no longer `previous` (another replica got there first) or the request left the queue."""
+        current = (
+            QueuedRequest.queue_note.is_(None)
+            if previous is None
+            else QueuedRequest.queue_note == previous
+        )
         statement = (
             update(QueuedRequest)
             .where(
                 QueuedRequest.id == request_id,
                 QueuedRequest.status == RequestStatus.PENDING,
-                or_(QueuedRequest.queue_note.is_(None), QueuedRequest.queue_note != note),
+                current,
             )
-            .values(queue_note=note)
+            .values(queue_note=note, queue_noted_at=now)
             .execution_options(synchronize_session=False)
         )
         async with self.sessions.begin() as session:

@@ -205,6 +205,26 @@ class RunStore:
         """The card edit did not get through: the state is to be shown again later."""
         return await self.leases.write(TrackedRun, run_id, owner, notified_status=back_to)
 
+    async def confirm_card(self, run_id: int, *, owner: str, key: str) -> bool:
+        """The card edit for `key` went through: the card shows it."""
+        return await self.leases.write(TrackedRun, run_id, owner, card_shown=key)
+
+    async def unbegin_reply(self, run_id: int, *, owner: str, kind: ReplyKind) -> bool:
+        """The reply of `kind` was not sent at all (no budget, refused before sending): the
+        next try is a first try again, with nothing to look for."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(TrackedRun)
+                .where(
+                    TrackedRun.id == run_id,
+                    TrackedRun.lease_owner == owner,
+                    TrackedRun.final_reply_state == ReplyState.posting(kind),
+                )
+                .values(final_reply_state=ReplyState.NONE)
+                .execution_options(synchronize_session=False)
+            )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def set_card(self, run_id: int, *, owner: str, card_ts: str) -> bool:
         return await self.leases.write(TrackedRun, run_id, owner, card_ts=card_ts)
 

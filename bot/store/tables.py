@@ -166,6 +166,8 @@ class QueuedRequest(Base):
     prepared: Mapped[bool] = mapped_column(Boolean, default=False)
     # The queue position last shown on the card, so it is edited only when it changes.
     queue_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # When that note was put on the card: queue lines change at most every so often.
+    queue_noted_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
     team_id: Mapped[str] = mapped_column(String(32))
     channel_id: Mapped[str] = mapped_column(String(32))
@@ -223,6 +225,9 @@ class TrackedRun(Base):
     poll_interval: Mapped[float] = mapped_column(Float)
     # The status whose card edit and reactions have been done (conditional update decides).
     notified_status: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The notified_status the card is known to show (written after the edit went through):
+    # a crash between claiming an edit and making it leaves the two apart.
+    card_shown: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # The final reply (and a pause's question) are posted once: see ReplyState.
     final_reply_state: Mapped[ReplyState] = mapped_column(
         EnumText(ReplyState), default=ReplyState.NONE
@@ -275,7 +280,7 @@ class RateBudget(Base):
     __tablename__ = "rate_budgets"
 
     org_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    bucket: Mapped[str] = mapped_column(String(16), primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(64), primary_key=True)
     blocked_until: Mapped[datetime | None] = mapped_column(nullable=True)
     touched_at: Mapped[datetime]
 
@@ -287,7 +292,7 @@ class RateSpend(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     org_id: Mapped[int] = mapped_column(BigInteger)
-    bucket: Mapped[str] = mapped_column(String(16))
+    bucket: Mapped[str] = mapped_column(String(64))
     spent_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_rate_spends_window", "org_id", "bucket", "spent_at"),)

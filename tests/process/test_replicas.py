@@ -14,6 +14,7 @@ from tests.harness import (
     CODEGEN_TOKEN,
     ORG_ID,
     Conversation,
+    card_text,
     card_ts,
     edits,
     final_replies,
@@ -40,7 +41,9 @@ async def test_two_replicas_on_one_postgres_make_one_run_and_one_report_per_requ
             clock=clock,
             emulator=emulator,
             replica_id="replica-a",
-            runtime_options={"read_plan": ListPages(batch=3)},
+            # Each waits for Slack's post budget on the shared fake clock, which then jumps for
+            # the other: leases must outlast those jumps (lapsing is not what this tests).
+            runtime_options={"read_plan": ListPages(batch=3), "lease_seconds": 600},
         ) as a,
         Conversation.start(
             database_url=postgres_url,
@@ -48,7 +51,9 @@ async def test_two_replicas_on_one_postgres_make_one_run_and_one_report_per_requ
             emulator=emulator,
             slack=a.slack,
             replica_id="replica-b",
-            runtime_options={"read_plan": ListPages(batch=3)},
+            # Each waits for Slack's post budget on the shared fake clock, which then jumps for
+            # the other: leases must outlast those jumps (lapsing is not what this tests).
+            runtime_options={"read_plan": ListPages(batch=3), "lease_seconds": 600},
         ) as b,
     ):
         # A burst, half to each replica (Slack's load balancer), a little apart.
@@ -98,11 +103,17 @@ async def test_two_replicas_on_one_postgres_make_one_run_and_one_report_per_requ
         threads = roots(a)
         assert len(threads) == REQUESTS
         for root in threads:
-            # Every status shown once, in order, on one card edited in place.
+            # Every status shown at most once, in order, on one card edited in place.
             statuses = [
                 headline(text)
                 for text in edits(a.slack, card_ts(a, root))
                 if headline(text) not in ("Waiting", "Queued")
             ]
-            assert statuses == ["Starting", "Running", "Complete"], statuses
+            # Slack's post and edit rates pace a burst in one channel, so a card may skip a
+            # state that was over before its edit's turn came; never one shown twice.
+            order = ["Starting", "Running", "Complete"]
+            if not statuses:  # its card could only be posted once the run had ended
+                statuses = [headline(card_text(a, root))]
+            assert statuses[-1:] == ["Complete"], statuses
+            assert statuses == sorted(set(statuses), key=order.index), statuses
             assert len(final_replies(a, root)) == 1

@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.devtools.emulator import EmulatorState, running_emulator
 from bot.devtools.slack import FakeSlack
+from bot.slack.cards import FINAL_REPLY_EVENT
 from tests.harness import Conversation, card_text, final_replies, roots
 from tests.process.support import BotProcess as Bot
 from tests.process.support import bot_env, final_reply_runs, free_port, until
@@ -135,7 +136,7 @@ async def test_kill_9_while_tracking_then_restart_finishes_everything_exactly_on
             for m in slack.bot_messages("C1")
             if m.get("thread_ts")
             and "Codegen run #1000" in str(m.get("text"))
-            and not m.get("metadata")
+            and (m.get("metadata") or {}).get("event_type") != FINAL_REPLY_EVENT
         ]
         assert len(cards) == 1 and "Complete" in str(cards[0]["text"]), bot.logs()
 

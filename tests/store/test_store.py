@@ -8,8 +8,8 @@ import uuid
 from datetime import datetime, timedelta
 
 from bot.clock import FakeClock
+from bot.limits import wait_before_next
 from bot.requests import StoredOptions, Trigger
-from bot.runs.limits import wait_before_next
 from bot.store.db import create_engine
 from bot.store.leases import new_lease_owner
 from bot.store.runs import ReplyStep

@@ -13,7 +13,7 @@ from pathlib import Path
 from bot.intake.intake import PREPARE_CONCURRENCY, STORE_UNAVAILABLE_TEXT
 from tests.harness import Conversation, ack_text
 
-FLOOD = 60
+FLOOD = 24
 
 
 async def test_a_flood_is_stored_before_each_ack_and_prepared_a_few_at_a_time(

@@ -29,12 +29,20 @@ async def test_a_burst_of_25_goes_out_at_10_a_minute_in_order_showing_each_place
     sqlite_url: str,
 ) -> None:
     async with Conversation.start(database_url=sqlite_url, codegen_create_per_minute=10) as chat:
+        # Five channels: Slack lets the bot post about once a second in one channel (bursts of
+        # ten), and each request posts a root and a card before it can go.
+        channels = [f"C{k}" for k in range(1, 6)]
+        for channel in channels[1:]:
+            chat.slack.add_channel(channel, name=channel.lower())
         for n in range(1, 26):
-            await chat.slash(f"task {n}")
+            await chat.slash(f"task {n}", channel=channels[(n - 1) % 5])
             chat.clock.advance(0.001)
         # Ten went out at once, on intake's wake-up; fifteen wait for the budget.
         assert len(chat.emulator.created_bodies()) == 10
-        burst_roots = roots(chat)
+        by_channel = {c: iter(roots(chat, c)) for c in channels}
+        burst_roots = [
+            (channels[(n - 1) % 5], next(by_channel[channels[(n - 1) % 5]])) for n in range(1, 26)
+        ]
         assert len(burst_roots) == 25
         await chat.run_until_idle(step=2)
 
@@ -51,8 +59,8 @@ async def test_a_burst_of_25_goes_out_at_10_a_minute_in_order_showing_each_place
         assert {r.id for r in await chat.queued_requests()} == set(request_ids)
 
         started = {b["prompt"]: c.at for b, c in zip(bodies, creates, strict=True)}
-        for n, root in enumerate(burst_roots, start=1):
-            shown = places(edits(chat.slack, card_ts(chat, root)))
+        for n, (channel, root) in enumerate(burst_roots, start=1):
+            shown = places(edits(chat.slack, card_ts(chat, root, channel)))
             if n <= 10:
                 assert shown == []  # sent at once: never waited
                 continue
@@ -65,7 +73,9 @@ async def test_a_burst_of_25_goes_out_at_10_a_minute_in_order_showing_each_place
         # The second batch goes a minute after the first, the third a minute after that.
         assert (creates[10].at - creates[0].at).total_seconds() >= 60
         assert (creates[20].at - creates[10].at).total_seconds() >= 60
-        assert all(len(final_replies(chat, root)) == 1 for root in burst_roots)
+        assert all(
+            len(final_replies(chat, root, channel=channel)) == 1 for channel, root in burst_roots
+        )
 
 
 async def test_a_waiting_card_shows_a_start_time_that_holds(sqlite_url: str) -> None:

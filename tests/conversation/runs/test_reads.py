@@ -9,11 +9,13 @@ from bot.codegen.models import AgentRunResponse, Page
 from bot.runs.reading import ListPositions
 
 
-async def test_300_runs_stay_inside_the_read_budget_and_every_completion_is_noticed() -> None:
-    figures = await simulate(300, seconds=300, others=50, tick=2.0, in_process=True)
+async def test_120_runs_stay_inside_the_read_budget_and_every_completion_is_noticed() -> None:
+    figures = await simulate(
+        120, seconds=240, others=50, tick=2.0, in_process=True, await_replies=True
+    )
     assert figures.max_reads_per_window <= READ_LIMIT
     assert figures.rate_limited == 0
-    assert figures.completed == figures.noticed == figures.final_replies == 300
+    assert figures.completed == figures.noticed == figures.final_replies == 120
     # Quiet runs are polled at most every 60 s (the maximum), so nothing waits much longer.
     assert figures.latency("max") <= 60 + 2 * 2.0
     # Batches: a list page answers for dozens of runs; GETs are for the few left over.

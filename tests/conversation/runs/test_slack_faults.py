@@ -19,13 +19,23 @@ async def _until_active(chat: Conversation) -> str:
     return card
 
 
-async def test_a_429_on_the_card_edit_is_waited_out_on_the_clock(sqlite_url: str) -> None:
+async def test_a_429_on_the_card_edit_blocks_that_method_for_its_retry_after(
+    sqlite_url: str,
+) -> None:
     async with Conversation.start(database_url=sqlite_url) as chat:
         card = await _until_active(chat)
         chat.slack.rate_limit_next("chat.update", retry_after=7)
         await chat.run_until_idle()
         assert chat.slack.faults[("chat.update", "ratelimited")] == 1
-        assert 7 in chat.clock.slept  # Retry-After, on the injected clock: no wall time
+        _starting, refused, again, *_ = [
+            c for c in chat.slack.calls_to("chat.update") if c.get("ts") == card
+        ]
+        # Nobody slept on it (no wall time, no fake time either): the edit was made again on a
+        # later tick, once the block (in the store, for every replica) had ended.
+        assert chat.clock.slept == []
+        assert refused.at is not None and again.at is not None
+        assert (again.at - refused.at).total_seconds() >= 7
+        assert chat.slack.rate_limited() == 0  # and the fake's own rates were never crossed
         # The refused edit was sent again after the wait, and nothing was shown twice.
         assert [headline(t) for t in edits(chat.slack, card)] == [
             "Starting",
@@ -128,3 +138,44 @@ async def test_a_crash_between_posting_the_reply_and_recording_it_does_not_post_
         run = await store.runs.get(1000)
         assert run is not None and run.final_reply_state == "posted" and not run.tracking
         assert run.final_reply_ts == final_replies(chat, root)[0]["ts"]
+
+
+# -- Slack stored it, then answered 5xx: looked up before it is posted again ----------------
+
+
+async def test_a_root_message_slack_stored_despite_a_500_is_not_posted_again(
+    sqlite_url: str,
+) -> None:
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        chat.slack.server_error_after_storing_next("chat.postMessage")  # the root
+        await chat.slash("fix the login page")
+        await chat.run_until_idle()
+        assert chat.slack.faults[("chat.postMessage", "stored_then_error")] == 1
+        [root] = roots(chat)  # one root, found in the channel's history
+        assert chat.slack.calls_to("conversations.history")
+        assert "✅ *Complete*" in card_text(chat, root)
+        assert len(final_replies(chat, root)) == 1
+        assert len(chat.emulator.created_bodies()) == 1
+
+
+async def test_a_card_slack_stored_despite_a_500_is_not_posted_again(sqlite_url: str) -> None:
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        chat.slack.server_error_after_storing_next("chat.postMessage")  # a mention: the card
+        ts = await chat.mention("fix the login page")
+        await chat.run_until_idle()
+        cards = [t for t in chat.bot_texts("C1", ts) if "Codegen run #1000:" in t]
+        assert len(cards) == 1, chat.bot_texts("C1", ts)
+        assert "Complete" in cards[0]
+        assert chat.slack.calls_to("conversations.replies")
+
+
+async def test_a_final_reply_slack_stored_despite_a_500_is_shown_once(sqlite_url: str) -> None:
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        await _until_active(chat)
+        await chat.advance(20)  # Running
+        chat.slack.server_error_after_storing_next("chat.postMessage")  # the final reply
+        await chat.run_until_idle()
+        assert chat.slack.faults[("chat.postMessage", "stored_then_error")] == 1
+        [root] = roots(chat)
+        assert len(final_replies(chat, root)) == 1
+        assert await chat.runtime.store.runs.count_tracking(org_id=7) == 0

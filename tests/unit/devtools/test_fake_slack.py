@@ -9,7 +9,9 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.clock import FakeClock
 from bot.devtools.slack import FakeSlack
+from bot.slack.budget import CHANNEL_POST_RATE, TIER_3
 
 
 @pytest.fixture
@@ -239,3 +241,31 @@ async def test_response_urls_record_posts(slack: FakeSlack) -> None:
     assert answer.status_code == 200
     assert slack.responses[0].text == "working"
     assert slack.responses[0].url == url
+
+
+async def test_slacks_own_rates_are_enforced_per_method_and_per_channel() -> None:
+    clock = FakeClock()
+    async with FakeSlack.running(bot_token="xoxb-test", clock=clock) as slack:
+        slack.add_channel("C1", name="general")
+        slack.add_channel("C2", name="random")
+        client = slack.client(retry_handlers=[])
+        root = (await client.chat_postMessage(channel="C2", text="hello"))["ts"]
+        for _ in range(TIER_3.limit):  # chat.update: Tier 3, 50 a minute per workspace
+            await client.chat_update(channel="C2", ts=root, text="x")
+        with pytest.raises(SlackApiError) as err:
+            await client.chat_update(channel="C2", ts=root, text="x")
+        assert err.value.response.status_code == 429
+        assert err.value.response.headers["Retry-After"] == "60"
+        assert slack.rate_limited("chat.update") == 1
+        clock.advance(60)
+        await client.chat_update(channel="C2", ts=root, text="x")  # a minute later: room again
+
+        for _ in range(CHANNEL_POST_RATE.limit):  # postMessage: 1 a second per channel, bursts
+            await client.chat_postMessage(channel="C1", text="hi")
+        with pytest.raises(SlackApiError) as err:
+            await client.chat_postMessage(channel="C1", text="one too many")
+        assert err.value.response.status_code == 429
+        await client.chat_postMessage(channel="C2", text="another channel has its own")
+        assert slack.rate_limited() == 2
+        # A refused call was not carried out.
+        assert "one too many" not in [m["text"] for m in slack.messages("C1")]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.clock import full_jitter
-from bot.runs.limits import next_poll_interval, queue_etas, slot_times, wait_before_next
+from bot.limits import next_poll_interval, queue_etas, slot_times, wait_before_next
 
 
 def test_polling_slows_while_nothing_changes_and_stays_within_the_bounds() -> None:

@@ -109,7 +109,7 @@ class Intake:
                 log.info("dropping repeated delivery of message %s", request.dedupe_key)
                 return Admission.REPEATED
             self.metrics.requests_queued_total.labels(trigger=request.slack.trigger.value).inc()
-            self._background(self._prepare(row, owner=owner))
+            self._background(self._prepare(row, request, owner=owner))
             return Admission.QUEUED
 
     async def take(self, request: RunRequest) -> Admission | None:
@@ -167,8 +167,7 @@ class Intake:
             updated_at=now,
         )
 
-    async def _prepare(self, row: QueuedRequest, *, owner: str) -> None:
-        request = RunRequest.model_validate(row.request_json)
+    async def _prepare(self, row: QueuedRequest, request: RunRequest, *, owner: str) -> None:
         context = {"channel_id": request.slack.channel_id, "user_id": request.slack.user_id}
         async with self._preparing:
             with log_context(request_id=row.id, **context):

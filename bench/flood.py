@@ -158,7 +158,7 @@ async def flood(requests: int, concurrency: int, channels: int) -> bool:
                 await runtime.settle()
                 if not await runtime.unfinished():
                     break
-                due = await runtime.store.next_due()
+                due = await runtime.store.next_due(read_every=settings.codegen_poll_min_seconds)
                 now = clock.now()
                 step = 1.0
                 if due is not None and due > now:

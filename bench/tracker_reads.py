@@ -44,7 +44,7 @@ from bot.devtools.emulator import (  # noqa: E402
     most_in_window,
     running_emulator,
 )
-from bot.devtools.slack import FakeSlack  # noqa: E402
+from bot.devtools.slack import FakeSlack, SlackCall  # noqa: E402
 from bot.metrics import Metrics  # noqa: E402
 from bot.requests import StoredOptions, Trigger  # noqa: E402
 from bot.runs.reading import ListPages, OneGetPerRun  # noqa: E402
@@ -57,6 +57,7 @@ ORG_ID = 7
 READ_LIMIT = 60
 READ_WINDOW = 30.0
 READ_KINDS = ("list_runs", "get_run")
+NAIVE_EVERY = 10.0  # the baseline's poll interval: one GET per run every 10 s
 
 
 @dataclass
@@ -69,11 +70,14 @@ class Figures:
     list_calls: int = 0
     get_calls: int = 0
     max_reads_per_window: int = 0
+    max_reads_per_minute: int = 0
     rate_limited: int = 0
     observations: int = 0
     completed: int = 0
     latencies: list[float] = field(default_factory=list)  # completion → noticed, seconds
+    reply_latencies: list[float] = field(default_factory=list)  # completion → final reply
     final_replies: int = 0
+    list_queries: list[dict[str, str]] = field(default_factory=list)  # as the emulator got them
 
     @property
     def reads(self) -> int:
@@ -87,10 +91,11 @@ class Figures:
     def runs_per_read(self) -> float:
         return self.observations / self.reads if self.reads else 0.0
 
-    def latency(self, which: str) -> float:
-        if not self.latencies:
+    def latency(self, which: str, *, until: str = "noticed") -> float:
+        values = self.latencies if until == "noticed" else self.reply_latencies
+        if not values:
             return float("nan")
-        ordered = sorted(self.latencies)
+        ordered = sorted(values)
         if which == "mean":
             return statistics.fmean(ordered)
         if which == "p95":
@@ -108,6 +113,7 @@ async def _seed(
     newer: int,
     rng: random.Random,
     poll_min: float,
+    elsewhere: int = 0,
 ) -> list[int]:
     """N runs of ours (known to the bot) among `others` runs of other people, then `newer`
     runs of other people on top of them all; all ACTIVE."""
@@ -122,6 +128,8 @@ async def _seed(
         emulator.set_status(run.id, "ACTIVE")
         if mine:
             ours.append(run.id)
+        elif elsewhere and rng.random() < elsewhere / (runs + others + newer - len(ours_at)):
+            emulator.run(run.id).source_type = "SLACK"  # started in Codegen's own Slack app
     now = runtime.clock.now()
     requests, tracked = [], []
     for run_id in ours:
@@ -198,14 +206,17 @@ async def simulate(
     grace: float = 900.0,
     workdir: Path | None = None,
     in_process: bool = False,
-    await_replies: bool = False,
+    await_replies: bool = True,
+    others_elsewhere: int = 0,
 ) -> Figures:
     """Run the scenario once; completions fall in [60 s, seconds - 120 s].
 
-    `in_process`: reach the emulator without a socket (httpx.ASGITransport), for tests that
-    count reads, not HTTP costs. `await_replies`: go on until every final reply is out, not
-    only until every completion is noticed (Slack's rates pace replies of runs that end
-    together: about 50 card edits a minute per workspace)."""
+    `use_list=False` is the naive baseline: one GET per run every 10 s, within the whole
+    budget. `in_process`: reach the emulator without a socket (httpx.ASGITransport), for
+    tests that count reads, not HTTP costs. `await_replies`: go on until every final reply
+    is out (card edits may still be waiting for Slack's room then), not only until every
+    completion is noticed. `others_elsewhere`: runs of other
+    people started outside the API (Codegen's own Slack app, GitHub), mixed in too."""
     rng = random.Random(seed)
     figures = Figures(approach="list" if use_list else "get", runs=runs, others=others)
     wall = time.perf_counter()
@@ -239,6 +250,8 @@ async def simulate(
                 codegen_api_url=codegen_url,
                 database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}",
                 bot_mode="http",
+                codegen_poll_min_seconds=5.0 if use_list else NAIVE_EVERY,
+                codegen_poll_max_seconds=60.0 if use_list else NAIVE_EVERY,
                 _env_file=None,  # type: ignore[call-arg]
             )
             runtime = await build_runtime(
@@ -250,6 +263,8 @@ async def simulate(
                 poll_rand=rng.random,
                 codegen_transport=transport,
             )
+            if not use_list:  # the naive way knows no pacing: the whole budget, per run
+                runtime.tracker.pace.rate = READ_LIMIT / READ_WINDOW
             try:
                 tracker = runtime.tracker
                 ours = await _seed(
@@ -261,12 +276,22 @@ async def simulate(
                     newer=newer,
                     rng=rng,
                     poll_min=settings.codegen_poll_min_seconds,
+                    elsewhere=others_elsewhere,
                 )
                 seeded = len(emulator.received)
                 finish = {rid: rng.uniform(60.0, max(61.0, seconds - 120.0)) for rid in ours}
                 schedule = sorted(ours, key=finish.__getitem__)
                 completed_at: dict[int, float] = {}
                 noticed: dict[int, float] = {}
+                replied: set[str] = set()
+
+                def count_reply(call: SlackCall, answer: dict[str, object]) -> None:
+                    meta = call.get("metadata") or {}
+                    final = isinstance(meta, dict) and meta.get("event_type") == FINAL_REPLY_EVENT
+                    if call.method == "chat.postMessage" and final:
+                        replied.add(str(call.get("channel")))
+
+                slack.observe(count_reply)
                 start = clock.now()
                 while True:
                     now = (clock.now() - start).total_seconds()
@@ -281,25 +306,33 @@ async def simulate(
                             noticed[run_id] = now
                     done = not schedule and len(noticed) == len(ours)
                     if done and await_replies:
-                        done = await runtime.store.runs.count_tracking(org_id=ORG_ID) == 0
+                        done = len(replied) >= len(ours)
                     if done or now >= seconds + grace:
                         break
                     clock.advance(tick)
                 figures.simulated_seconds = (clock.now() - start).total_seconds()
                 reads = [c for c in emulator.received[seeded:] if c.kind in READ_KINDS]
-                figures.list_calls = sum(1 for c in reads if c.kind == "list_runs")
+                figures.list_queries = [c.query for c in reads if c.kind == "list_runs"]
+                figures.list_calls = len(figures.list_queries)
                 figures.get_calls = sum(1 for c in reads if c.kind == "get_run")
                 figures.max_reads_per_window = most_in_window(
                     [c.at for c in reads], seconds=READ_WINDOW
                 )
+                figures.max_reads_per_minute = most_in_window([c.at for c in reads], seconds=60)
                 figures.rate_limited = emulator.rate_limited_count
                 figures.completed = len(completed_at)
                 figures.latencies = [noticed[r] - completed_at[r] for r in noticed]
-                figures.final_replies = sum(
-                    1
+                replies = [
+                    call
                     for call in slack.calls_to("chat.postMessage")
                     if (call.get("metadata") or {}).get("event_type") == FINAL_REPLY_EVENT
-                )
+                ]
+                figures.final_replies = len(replies)
+                for call in replies:
+                    run_id = int(str(call["channel"])[1:])
+                    if run_id in completed_at and call.at is not None:
+                        replied = (call.at - start).total_seconds()
+                        figures.reply_latencies.append(replied - completed_at[run_id])
             finally:
                 await runtime.close()
     figures.wall_seconds = time.perf_counter() - wall

@@ -257,6 +257,7 @@ async def build_runtime(
         clock=clock,
         replica_id=replica_id,
         metrics=metrics,
+        min_interval=settings.codegen_poll_min_seconds,
         lease_seconds=lease_seconds,
     )
     answers = Answers(store=store, settings=settings, clock=clock, catalog=catalog)

@@ -69,3 +69,28 @@ def queue_etas(
     start = max(now, blocked_until) if blocked_until is not None else now
     slots = slot_times(spent, count=count, limit=limit, window=window, now=start)
     return [max(0.0, (slot - now).total_seconds()) for slot in slots]
+
+
+class Pace:
+    """A token bucket: `rate` calls a second on average, at most `burst` at once.
+
+    The tracker spends its reads at an even pace instead of the whole window in its first
+    ticks: a window spent in one burst leaves every run unread for the rest of it."""
+
+    def __init__(self, *, rate: float, burst: float, now: datetime) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = min(1.0, burst)
+        self.at = now
+
+    def take(self, now: datetime) -> int:
+        """All whole calls available now (the caller gives back what it did not use)."""
+        elapsed = max(0.0, (now - self.at).total_seconds())
+        self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+        self.at = max(self.at, now)
+        taken = int(self.tokens)
+        self.tokens -= taken
+        return taken
+
+    def give_back(self, calls: int) -> None:
+        self.tokens = min(self.burst, self.tokens + max(0, calls))

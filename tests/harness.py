@@ -291,7 +291,9 @@ class Conversation:
     async def _next_tick(self, *, step: float, end: datetime) -> None:
         now = self.clock.now()
         steps = 1
-        due = await self.runtime.store.next_due()
+        due = await self.runtime.store.next_due(
+            read_every=self.runtime.settings.codegen_poll_min_seconds
+        )
         if due is not None and due > now:
             steps = max(1, math.ceil((due - now).total_seconds() / step - 1e-9))
         self.clock.advance_to(min(end, now + timedelta(seconds=steps * step)))

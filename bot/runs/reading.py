@@ -1,13 +1,15 @@
-"""Reading due runs from Codegen within the shared read budget.
+"""Reading runs from Codegen within the shared read budget.
 
-One list page (100 runs, newest first) costs one read, like one GET. The Reader spends the
-reads a tick may use, most overdue run first, and a ReadPlan says what each read is:
+One list page (100 runs, newest first, `source_type=API` so that runs started elsewhere stay
+off it) costs one read, like one GET of one run. So reads are planned by page: the Reader
+spends the reads a tick was given (bot.runs.tracker paces them), soonest-due run first, and a
+ReadPlan says what each read is:
 
-* ListPages (the default) remembers where each run sits in the API's list and reads the page
-  that holds the most overdue run when that page holds other due runs too (or the run's place
-  is not known yet), else a GET of that run. A page also shows tracked runs that are not due
-  yet: the tracker claims those nobody holds, since their news is free.
-* OneGetPerRun is the naive way, one GET per due run: the benchmark's baseline.
+* ListPages (the default) remembers where each run sits in the list and reads the page that
+  holds the first run when that page holds other tracked runs too (or the run's place is not
+  known yet), else a GET of that run. Every tracked run a page shows is refreshed with it:
+  the tracker claims those nobody holds, since their news is free.
+* OneGetPerRun is the naive way, one GET per run: the benchmark's baseline.
 
 When the budget is spent, the remaining runs simply stay due for the next tick, and the most
 overdue go first then.
@@ -18,8 +20,9 @@ from __future__ import annotations
 import bisect
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.codegen.client import CodegenClient
@@ -35,6 +38,12 @@ PAGE = 100
 READ_RESERVE = 4
 # Positions remembered; past this, only those of runs being tracked are kept.
 POSITIONS_LIMIT = 50_000
+# A run held by no claim of this replica for this long is no longer counted as tracked here
+# (another replica may have finished it).
+TRACKED_MEMORY = timedelta(minutes=10)
+# Only runs of this source are on the pages read (Codegen's own Slack app, GitHub and Linear
+# start runs too: they would only push ours further down).
+SOURCE_TYPE = "API"
 
 
 class ListPositions:
@@ -103,6 +112,7 @@ class TickState:
     """What one tick's reads have learned so far."""
 
     max_pages: int
+    tracked_pages: Counter[int] | None = None  # tracked runs per page, counted once a tick
     fetched: set[int] = field(default_factory=set)  # page numbers read in this tick
     floor: dict[int, int] = field(default_factory=dict)  # lower bounds of unknown places
     single: set[int] = field(default_factory=set)  # not where expected: GET them
@@ -112,8 +122,13 @@ class TickState:
 class ReadPlan(Protocol):
     """How the Reader spends a tick's reads."""
 
-    #: How many due runs a tick claims: no more than its reads can refresh.
-    batch: int
+    #: How many runs a tick claims for each read it may make: the first decides what is read,
+    #: the others what is read next (a list page brings the tracked runs it shows with it).
+    heads_per_read: int
+
+    def note_tracked(self, run_ids: Iterable[int], now: datetime) -> None:
+        """These runs are tracked (claimed by this replica just now)."""
+        ...
 
     def next_read(self, pending: Sequence[int], state: TickState) -> Read:
         """The read for the first of `pending` (the most overdue run not seen yet)."""
@@ -135,9 +150,29 @@ class ReadPlan(Protocol):
 
 
 class ListPages:
-    def __init__(self, *, batch: int = 1000) -> None:
-        self.batch = batch
+    def __init__(self, *, heads_per_read: int = 10) -> None:
+        self.heads_per_read = heads_per_read
         self.positions = ListPositions()
+        self.tracked: dict[int, datetime] = {}  # run → when this replica last held it
+
+    def note_tracked(self, run_ids: Iterable[int], now: datetime) -> None:
+        for run_id in run_ids:
+            self.tracked[run_id] = now
+
+    def _tracked_pages(self, state: TickState) -> Counter[int]:
+        """Where the runs tracked here sit, by page (those whose place is known)."""
+        if state.tracked_pages is None:
+            newest = max(self.tracked.values(), default=None)
+            if newest is not None:
+                stale = [r for r, at in self.tracked.items() if at < newest - TRACKED_MEMORY]
+                for run_id in stale:
+                    del self.tracked[run_id]
+            state.tracked_pages = Counter(
+                self.positions.index(rid) // PAGE
+                for rid in self.tracked
+                if self.positions.known(rid)
+            )
+        return state.tracked_pages
 
     def next_read(self, pending: Sequence[int], state: TickState) -> Read:
         head = pending[0]
@@ -147,7 +182,11 @@ class ListPages:
             if rid not in state.single
         }
         page_no = state.estimate.get(head)
+        # Other runs on the head's page make the page worth reading: the ones claimed now and
+        # the tracked ones (their news comes for free).
         by_page = Counter(state.estimate.values())
+        if page_no is not None and by_page[page_no] == 1:
+            by_page[page_no] = max(1, self._tracked_pages(state)[page_no])
         if (
             page_no is None
             or page_no in state.fetched
@@ -174,6 +213,8 @@ class ListPages:
 
     def forget(self, run_ids: Sequence[int]) -> None:
         self.positions.forget(run_ids)
+        for run_id in run_ids:
+            self.tracked.pop(run_id, None)
 
     def prune(self, keep: set[int]) -> None:
         if len(self.positions.rank) > POSITIONS_LIMIT:
@@ -183,8 +224,10 @@ class ListPages:
 class OneGetPerRun:
     """The naive plan."""
 
-    def __init__(self, *, batch: int = 100) -> None:
-        self.batch = batch  # it cannot read more than that in a tick anyway
+    heads_per_read = 1
+
+    def note_tracked(self, run_ids: Iterable[int], now: datetime) -> None:
+        pass
 
     def next_read(self, pending: Sequence[int], state: TickState) -> Read:
         return GetRun(pending[0])
@@ -232,15 +275,24 @@ class Reader:
         self.plan = plan
         self.read_reserve = read_reserve
 
-    async def read(self, runs: Sequence[TrackedRun], *, claim: ClaimNeighbours) -> Reading:
-        """Fetch what the budget allows for `runs` (most overdue first). `claim(ids)` claims
-        the tracked runs among the other runs a list page showed, to refresh them too."""
+    async def read(
+        self,
+        runs: Sequence[TrackedRun],
+        *,
+        claim: ClaimNeighbours,
+        max_reads: int,
+        now: datetime,
+    ) -> Reading:
+        """Fetch what `max_reads` and the budget allow for `runs` (soonest due first).
+        `claim(ids)` claims the tracked runs among the other runs a list page showed, to
+        refresh them too."""
         reading = Reading()
         seen, gone = reading.seen, reading.gone
         wanted = {run.id for run in runs}
+        self.plan.note_tracked(wanted, now)
         order = [run.id for run in runs]
-        state = TickState(max_pages=len(runs) // PAGE + 10)
-        while True:
+        state = TickState(max_pages=max_reads)
+        while reading.list_calls + reading.get_calls < max_reads:
             pending = [rid for rid in order if rid not in seen and rid not in gone]
             if not pending:
                 break
@@ -259,13 +311,16 @@ class Reader:
                 continue
             reading.list_calls += 1
             try:
-                page = await self.codegen.list_runs(skip=step.page * PAGE, limit=PAGE)
+                page = await self.codegen.list_runs(
+                    skip=step.page * PAGE, limit=PAGE, source_type=SOURCE_TYPE
+                )
             except CodegenError as error:
                 await self._failed(error)
                 break
             more = await claim([item.id for item in page.items if item.id not in wanted])
             reading.extra += more
             wanted.update(run.id for run in more)
+            self.plan.note_tracked((run.id for run in more), now)
             for item in page.items:
                 if item.id in wanted and item.id not in seen:
                     seen[item.id] = item

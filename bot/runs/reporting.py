@@ -91,8 +91,11 @@ class Reporter:
         self.rand = rand
         self._reply_waits: dict[int, float] = {}  # runs whose reply Slack had no room for
 
-    async def apply(self, run: TrackedRun, seen: AgentRunResponse, owner: str) -> Applied:
-        """Record what was seen of `run` (held by `owner`) and report it."""
+    async def apply(
+        self, run: TrackedRun, seen: AgentRunResponse, owner: str, *, read: bool = True
+    ) -> Applied:
+        """Record what was seen of `run` (held by `owner`) and report it. `read`: `seen` was
+        just read from Codegen (not the run's own last state, kept while Slack had no room)."""
         now = self.clock.now()
         minimum = self.settings.codegen_poll_min_seconds
         changed = observation_changed(run, seen)
@@ -134,29 +137,44 @@ class Reporter:
             stop_reason=verdict.note if verdict.stop and not terminal else None,
             # It went on after a pause: a later pause asks again.
             reset_reply=not ending and not paused and reply_state.pause_reply,
+            polled_at=now if read else None,
         )
-        held, marked = await self.store.runs.observe(
-            run.id,
-            owner=owner,
-            observation=observation,
-            notify=key if run.notified_status != key else None,
-        )
-        if not held:
-            return Applied()  # the lease was taken over; the new holder reports
+        marked: bool | None = None
+        if read:
+            held, marked = await self.store.runs.observe(
+                run.id,
+                owner=owner,
+                observation=observation,
+                notify=key if run.notified_status != key else None,
+            )
+            if not held:
+                return Applied()  # the lease was taken over; the new holder reports
+        # Not read: `seen` is the run's own last state, stored already; only Slack work is left.
         observation.apply_to(run)
         if ending:
             run.tracking = False  # how the card reads it; stored once the reply is out
         if changed:
             log.info("run %s is %s", run.id, seen.status, extra={"run_id": run.id})
-        shown = await self.show(run, owner, key, verdict.note, marked=marked)
         if ending:
-            card_shown = shown is Shown.EDITED or run.card_shown == key
-            if await self._final_reply(run, owner, card_shown=card_shown):
+            # The final reply goes first when there is a card to edit: it is what notifies
+            # people, and chat.postMessage has room where chat.update (about 50 a minute per
+            # workspace) may not. A card not posted yet goes first, to stay above the reply.
+            # Tracking ends once both are out.
+            if run.card_ts is None:
+                card = await self._card_shows(run, owner, key, verdict.note, marked=marked)
+                replied = card and await self._final_reply(run, owner)
+            else:
+                replied = await self._final_reply(run, owner)
+                card = await self._card_shows(run, owner, key, verdict.note, marked=marked)
+            if card and replied:
+                await self.store.runs.close(run.id, owner=owner)
                 if terminal:
                     self.metrics.runs_finished_total.labels(final_status=str(seen.status)).inc()
                 return Applied(changed=changed, finished=True)
             shown = Shown.RETRY
-        elif paused and not await self._pause_reply(run, owner):
+        else:
+            shown = await self.show(run, owner, key, verdict.note, marked=marked)
+        if paused and not ending and not await self._pause_reply(run, owner):
             shown = Shown.RETRY
         if shown is Shown.RETRY:  # Slack is down or full for now: come back when it may not be
             wait = max(
@@ -164,8 +182,11 @@ class Reporter:
             )
             # Spread out: runs deferred together must not all come back in the same tick.
             wait *= 1 + SLACK_RETRY_SPREAD * self.rand()
-            await self.store.runs.poll_at(run.id, owner=owner, at=now + timedelta(seconds=wait))
-        await self.store.runs.release(run.id, owner=owner)
+            await self.store.runs.release(
+                run.id, owner=owner, next_poll_at=now + timedelta(seconds=wait)
+            )
+        else:
+            await self.store.runs.release(run.id, owner=owner)
         return Applied(changed=changed)
 
     async def gone(self, run: TrackedRun, owner: str) -> bool:
@@ -197,6 +218,10 @@ class Reporter:
         previous = run.notified_status
         if previous == key:
             return Shown.ALREADY
+        known_wait = self.cards.edit_wait(run)
+        if known_wait > 0 and not marked:  # no room yet: nothing to claim, nothing to undo
+            self.cards.deferred[run.id] = known_wait
+            return Shown.RETRY
         if marked is None:
             marked = await self.store.runs.mark_notified(run.id, owner=owner, key=key)
         if not marked:
@@ -215,24 +240,27 @@ class Reporter:
             run.card_shown = key
         return Shown.EDITED
 
-    async def _final_reply(self, run: TrackedRun, owner: str, *, card_shown: bool) -> bool:
-        """Post the final reply exactly once, even across a crash between post and record, and
-        stop tracking. True when done; False: try again later."""
+    async def _card_shows(
+        self, run: TrackedRun, owner: str, key: str, note: str | None, *, marked: bool | None
+    ) -> bool:
+        """The card shows the state `key`: edited now, or known to show it already. A crash
+        between claiming an edit and making it leaves the two apart: it is made again."""
+        shown = await self.show(run, owner, key, note, marked=marked)
+        if shown is Shown.EDITED or run.card_shown == key:
+            return True
+        if shown is Shown.RETRY or not await self.cards.show_run(run, note=note):
+            return False
+        if await self.store.runs.confirm_card(run.id, owner=owner, key=key):
+            run.card_shown = key
+        return True
+
+    async def _final_reply(self, run: TrackedRun, owner: str) -> bool:
+        """Post the final reply exactly once, even across a crash between post and record.
+        True when it is out; False: try again later."""
         step = await self.store.runs.begin_reply(run.id, owner=owner, kind=ReplyKind.FINAL)
-        if step is None:  # posted before (or the lease is gone, and this write says so)
-            return await self.store.runs.close(run.id, owner=owner)
-        if not card_shown:
-            # The card edit did not go through (Slack had no room, or a crash came between
-            # claiming it and making it): the card shows the end before tracking closes.
-            if not await self.cards.show_run(run):
-                if step is ReplyStep.POST:  # nothing was posted: the next try starts afresh
-                    await self.store.runs.unbegin_reply(run.id, owner=owner, kind=ReplyKind.FINAL)
-                return False
-            if await self.store.runs.confirm_card(
-                run.id, owner=owner, key=run.notified_status or ""
-            ):
-                run.card_shown = run.notified_status
-        return await self._post_reply(run, owner, ReplyKind.FINAL, step, close=True)
+        if step is None:  # posted before (or the lease is gone, and later writes say so)
+            return True
+        return await self._post_reply(run, owner, ReplyKind.FINAL, step, close=False)
 
     async def _pause_reply(self, run: TrackedRun, owner: str) -> bool:
         """Ask the requester for input in the thread, once per pause. False: try again later."""

@@ -1,22 +1,30 @@
-"""Due runs → status changes, within the read budget.
+"""Tracked runs → status changes, reads spent where they buy freshness.
 
-Each run has its own next poll time (adaptive: soon after a change, less often while nothing
-happens, with jitter). A tick claims as many due runs as its plan's reads can refresh, most
-overdue first, reads them (bot.runs.reading) and reports what changed (bot.runs.reporting).
-Runs without news are rescheduled and released together, in one statement.
+One read refreshes up to a page of runs, so reads are not rationed per run: the tracker
+spends a steady share of the organization's read budget (READ_SHARE, paced tick by tick), on
+the runs soonest due. Each run's next poll time is its priority (soon after a change, later
+and later while nothing happens): due runs go first, and reads left over go to the runs read
+longest ago, never one read more often than the minimum interval. With more runs than the
+budget can sweep, the longest-quiet ones are read less often, never not at all.
+
+A tick claims only as many runs as its reads can decide on (the first of them decides which
+page is read; the page brings every tracked run it shows), reads them (bot.runs.reading) and
+reports what changed (bot.runs.reporting). Runs already seen ending need no read, only their
+Slack work. Runs without news are rescheduled and released together, in one statement.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.clock import Clock
-from bot.codegen.models import is_terminal
+from bot.limits import Pace
 from bot.logs import log_context
 from bot.metrics import Metrics
-from bot.runs.reading import Reader
+from bot.runs.budget import READ_WINDOW, READS_PER_WINDOW
+from bot.runs.reading import Reader, Reading
 from bot.runs.reporting import Reporter
 from bot.slack.cards import as_api_run
 from bot.store.leases import LEASE_SECONDS, new_lease_owner
@@ -24,6 +32,14 @@ from bot.store.store import Store
 from bot.store.tables import TrackedRun
 
 log = logging.getLogger(__name__)
+
+# The tracker's part of the read budget; the rest is for the dispatcher's look-ups, the
+# repository catalog and other replicas' slack.
+READ_SHARE = 0.75
+# Reads a tick may make at once after a quiet spell.
+READ_BURST = 3.0
+# Runs seen ending, waiting for Slack (a card edit or the final reply), handled per tick.
+SETTLED_PER_TICK = 20
 
 
 @dataclass
@@ -46,6 +62,8 @@ class Tracker:
         clock: Clock,
         replica_id: str,
         metrics: Metrics,
+        min_interval: float,
+        reads_per_second: float = READ_SHARE * READS_PER_WINDOW / READ_WINDOW,
         lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.store = store
@@ -54,16 +72,34 @@ class Tracker:
         self.clock = clock
         self.replica_id = replica_id
         self.metrics = metrics
+        self.min_interval = min_interval
+        self.pace = Pace(rate=reads_per_second, burst=READ_BURST, now=clock.now())
         self.lease_seconds = lease_seconds
 
     async def tick(self) -> TickReport:
         now = self.clock.now()
         owner = new_lease_owner(self.replica_id)
         plan = self.reader.plan
-        runs = await self.store.runs.claim_due(
-            owner=owner, now=now, lease_seconds=self.lease_seconds, limit=plan.batch
+        reads = self.pace.take(now)
+        runs = await self.store.runs.claim_settled(
+            owner=owner, now=now, lease_seconds=self.lease_seconds, limit=SETTLED_PER_TICK
         )
+        # A run already seen ending has nothing more to learn from Codegen: only its card and
+        # final reply are left (Slack had no room for them before), so it is not read again.
+        settled = {run.id: as_api_run(run) for run in runs}
+        unsettled: list[TrackedRun] = []
+        if reads:
+            unsettled = await self.store.runs.claim_to_read(
+                owner=owner,
+                now=now,
+                read_before=now - timedelta(seconds=self.min_interval),
+                lease_seconds=self.lease_seconds,
+                limit=reads * plan.heads_per_read,
+            )
+            runs += unsettled
         report = TickReport(claimed=len(runs))
+        if not unsettled:
+            self.pace.give_back(reads)
         if not runs:
             return report
         for run in runs:
@@ -79,19 +115,22 @@ class Tracker:
                 lease_seconds=self.lease_seconds,
             )
 
-        # A run already seen ending has nothing more to learn from Codegen: only its card and
-        # final reply are left (Slack had no room for them before), so it is not read again.
-        settled = {run.id: as_api_run(run) for run in runs if is_terminal(run.status)}
-        unsettled = [run for run in runs if run.id not in settled]
-        reading = await self.reader.read(unsettled, claim=claim_neighbours)
-        reading.seen.update(settled)
+        reading = (
+            await self.reader.read(unsettled, claim=claim_neighbours, max_reads=reads, now=now)
+            if unsettled
+            else Reading()
+        )
         report.list_calls, report.get_calls = reading.list_calls, reading.get_calls
+        if unsettled:
+            self.pace.give_back(reads - reading.list_calls - reading.get_calls)
         runs += reading.extra
         quiet: list[tuple[int, datetime, float]] = []
+        deferred: list[tuple[int, datetime, float]] = []
         for run in runs:
-            if run.id not in reading.seen and run.id not in reading.gone:
+            seen = reading.seen.get(run.id) or settled.get(run.id)
+            if seen is None and run.id not in reading.gone:
                 report.deferred += 1  # still due: first in line next tick
-                quiet.append((run.id, run.next_poll_at, run.poll_interval))
+                deferred.append((run.id, run.next_poll_at, run.poll_interval))
                 continue
             with log_context(
                 request_id=run.request_id,
@@ -100,9 +139,11 @@ class Tracker:
                 user_id=run.user_id,
             ):
                 try:
-                    if run.id in reading.seen:
+                    if seen is not None:
                         report.refreshed += 1
-                        applied = await self.reporter.apply(run, reading.seen[run.id], owner)
+                        applied = await self.reporter.apply(
+                            run, seen, owner, read=run.id not in settled
+                        )
                         if applied.quiet is not None:
                             quiet.append(applied.quiet)
                         if applied.changed:
@@ -115,6 +156,7 @@ class Tracker:
                 except Exception:
                     log.exception("tracking run %s failed; it stays due", run.id)
                     await self.store.runs.release(run.id, owner=owner)
-        await self.store.runs.reschedule(owner=owner, schedule=quiet)
+        await self.store.runs.reschedule(owner=owner, schedule=quiet, polled_at=now)
+        await self.store.runs.reschedule(owner=owner, schedule=deferred, polled_at=None)
         plan.prune({run.id for run in runs})
         return report

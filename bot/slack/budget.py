@@ -65,6 +65,9 @@ METHOD_RATES: dict[str, Rate] = {
 CHANNEL_POST_RATE = Rate(10, 10.0)
 CHANNEL_RATED = frozenset({"chat.postMessage"})
 
+#: Full windows remembered at most (per-channel ones come and go).
+FULL_MEMORY = 1000
+
 #: The part of a window LOW calls may use; the rest is kept for HIGH ones.
 LOW_SHARE = 0.5
 
@@ -89,6 +92,19 @@ class SlackBudget:
         self.store = store
         self.clock = clock
         self.margin = margin
+        # Windows found full, and until when: nobody can free a slot early (spends only add,
+        # blocks only extend), so until then a call is refused without asking the store.
+        self._full_until: dict[tuple[str, Priority], datetime] = {}
+
+    def wait_hint(self, method: str, *, channel: str | None, priority: Priority) -> float:
+        """Seconds a call of `method` is known to wait (0.0: it may fit; ask by spending)."""
+        now = self.clock.now()
+        waits = [
+            (until - now).total_seconds()
+            for bucket, _rate in self._buckets(method, channel)
+            if (until := self._full_until.get((bucket, priority))) is not None
+        ]
+        return max([0.0, *waits])
 
     def _buckets(self, method: str, channel: str | None) -> list[tuple[str, Rate]]:
         """The windows a call spends from: its channel's first (the tighter one, so a call
@@ -102,10 +118,23 @@ class SlackBudget:
     async def spend(self, method: str, *, channel: str | None, priority: Priority) -> None:
         """Spend one call of `method` (in `channel`) now, or raise SlackUnavailable with the
         seconds until one would fit (nothing is spent then)."""
+        known = self.wait_hint(method, channel=channel, priority=priority)
+        if known > 0:
+            raise SlackUnavailable(method, f"no budget for {math.ceil(known)} s", wait=known)
         for bucket, rate in self._buckets(method, channel):
             wait = await self._try(bucket, rate, priority)
             if wait > 0:
+                until = self.clock.now() + timedelta(seconds=wait)
+                self._full_until[(bucket, priority)] = until
+                if priority is Priority.HIGH:  # what HIGH cannot have, LOW cannot either
+                    self._full_until[(bucket, Priority.LOW)] = until
+                if len(self._full_until) > FULL_MEMORY:
+                    self._forget_past()
                 raise SlackUnavailable(method, f"no budget for {math.ceil(wait)} s", wait=wait)
+
+    def _forget_past(self) -> None:
+        now = self.clock.now()
+        self._full_until = {k: t for k, t in self._full_until.items() if t > now}
 
     async def block(self, method: str, *, channel: str | None, seconds: float) -> None:
         """Slack answered 429: nobody calls `method` (in `channel`, for a per-channel limit)

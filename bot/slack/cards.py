@@ -245,6 +245,15 @@ class RunCards:
             note=note,
         )
 
+    def edit_wait(self, run: TrackedRun) -> float:
+        """Seconds the run's card edit is known to wait for Slack's room (0.0: it may go)."""
+        budget = self.slack.budget
+        if budget is None:
+            return 0.0
+        if run.card_ts:
+            return budget.wait_hint("chat.update", channel=run.channel_id, priority=Priority.HIGH)
+        return budget.wait_hint("chat.postMessage", channel=run.channel_id, priority=Priority.HIGH)
+
     async def show_run(
         self, run: TrackedRun, *, note: str | None = None, react: bool = True
     ) -> bool:

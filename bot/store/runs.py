@@ -35,6 +35,7 @@ class RunObservation:
     finished_at: datetime | None = None  # set when the run ended or the bot stops following it
     stop_reason: str | None = None  # why the bot stops following it (the watchdog)
     reset_reply: bool = False  # it left PAUSED: a later pause asks again
+    polled_at: datetime | None = None  # when it was read (None: not read, only reported)
 
     def values(self) -> dict[str, Any]:
         values: dict[str, Any] = {
@@ -54,6 +55,8 @@ class RunObservation:
             values["stop_reason"] = self.stop_reason
         if self.reset_reply:
             values["final_reply_state"] = ReplyState.NONE
+        if self.polled_at is not None:
+            values["polled_at"] = self.polled_at
         return values
 
     def apply_to(self, run: TrackedRun) -> TrackedRun:
@@ -126,6 +129,45 @@ class RunStore:
             limit=limit,
         )
 
+    async def claim_settled(
+        self, *, owner: str, now: datetime, lease_seconds: float, limit: int
+    ) -> list[TrackedRun]:
+        """Due runs already seen ending (or given up on): only Slack work is left for them."""
+        return await self.leases.claim(
+            TrackedRun,
+            due=TrackedRun.tracking.is_(True)
+            & TrackedRun.finished_at.is_not(None)
+            & (TrackedRun.next_poll_at <= now),
+            order_by=(TrackedRun.next_poll_at, TrackedRun.id),
+            owner=owner,
+            now=now,
+            lease_seconds=lease_seconds,
+            limit=limit,
+        )
+
+    async def claim_to_read(
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        read_before: datetime,
+        lease_seconds: float,
+        limit: int,
+    ) -> list[TrackedRun]:
+        """Runs in progress to spend this tick's reads on, soonest due first: those due, then
+        those last read before `read_before` (the reads are there; their news is worth it)."""
+        return await self.leases.claim(
+            TrackedRun,
+            due=TrackedRun.tracking.is_(True)
+            & TrackedRun.finished_at.is_(None)
+            & or_(TrackedRun.next_poll_at <= now, TrackedRun.polled_at <= read_before),
+            order_by=(TrackedRun.next_poll_at, TrackedRun.id),
+            owner=owner,
+            now=now,
+            lease_seconds=lease_seconds,
+            limit=limit,
+        )
+
     async def claim_ids(
         self, *, owner: str, run_ids: Sequence[int], now: datetime, lease_seconds: float
     ) -> list[TrackedRun]:
@@ -135,7 +177,10 @@ class RunStore:
             return []
         return await self.leases.claim(
             TrackedRun,
-            due=TrackedRun.tracking.is_(True) & TrackedRun.id.in_(list(run_ids)),
+            # Runs seen ending already have nothing more to learn.
+            due=TrackedRun.tracking.is_(True)
+            & TrackedRun.finished_at.is_(None)
+            & TrackedRun.id.in_(list(run_ids)),
             order_by=(TrackedRun.next_poll_at, TrackedRun.id),
             owner=owner,
             now=now,
@@ -143,26 +188,39 @@ class RunStore:
             limit=len(run_ids),
         )
 
-    async def release(self, run_id: int, *, owner: str) -> bool:
-        return await self.leases.release(TrackedRun, run_id, owner)
+    async def release(
+        self, run_id: int, *, owner: str, next_poll_at: datetime | None = None
+    ) -> bool:
+        """Let go of the run (polled next at `next_poll_at`, when given)."""
+        if next_poll_at is None:
+            return await self.leases.release(TrackedRun, run_id, owner)
+        return await self.leases.release(TrackedRun, run_id, owner, next_poll_at=next_poll_at)
 
     async def reschedule(
-        self, *, owner: str, schedule: Sequence[tuple[int, datetime, float]]
+        self,
+        *,
+        owner: str,
+        schedule: Sequence[tuple[int, datetime, float]],
+        polled_at: datetime | None,
     ) -> int:
-        """Runs refreshed without news: set each one's next poll and release it, in one
-        statement (fenced by the claim's owner). `schedule` is (run id, next poll, interval)."""
+        """Set each run's next poll and release it, in one statement (fenced by the claim's
+        owner). `schedule` is (run id, next poll, interval); `polled_at`: when they were read
+        (None: they were not, and keep their last read time)."""
         if not schedule:
             return 0
         table = cast(Table, TrackedRun.__table__)
+        values: dict[str, Any] = {
+            "next_poll_at": bindparam("next_at"),
+            "poll_interval": bindparam("interval"),
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        if polled_at is not None:
+            values["polled_at"] = polled_at
         statement = (
             update(table)
             .where(table.c.id == bindparam("run_id"), table.c.lease_owner == bindparam("owner"))
-            .values(
-                next_poll_at=bindparam("next_at"),
-                poll_interval=bindparam("interval"),
-                lease_owner=None,
-                lease_expires_at=None,
-            )
+            .values(**values)
         )
         params = [
             {"run_id": run_id, "owner": owner, "next_at": next_at, "interval": interval}

@@ -43,9 +43,11 @@ class Store:
         async with self.sessions() as session:
             await session.execute(select(1))
 
-    async def next_due(self) -> datetime | None:
+    async def next_due(self, *, read_every: float | None = None) -> datetime | None:
         """The earliest moment some work falls due: a request's next attempt, a run's next
-        poll, or the expiry of a lease on either (None: nothing is queued or tracked)."""
+        poll, or the expiry of a lease on either (None: nothing is queued or tracked). With
+        `read_every` (the tracker's minimum interval), also the moment a run in progress may
+        be read again with spare reads."""
         pending = QueuedRequest.status == RequestStatus.PENDING
         tracking = TrackedRun.tracking.is_(True)
         queries = [
@@ -56,6 +58,14 @@ class Store:
         ]
         async with self.sessions() as session:
             found = [await session.scalar(query) for query in queries]
+            if read_every is not None:
+                polled = await session.scalar(
+                    select(func.min(TrackedRun.polled_at)).where(
+                        tracking, TrackedRun.finished_at.is_(None)
+                    )
+                )
+                if polled is not None:
+                    found.append(utc(polled) + timedelta(seconds=read_every))
         moments = [utc(moment) for moment in found if moment is not None]
         return min(moments, default=None)
 

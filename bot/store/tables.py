@@ -223,6 +223,9 @@ class TrackedRun(Base):
     tracking: Mapped[bool] = mapped_column(Boolean, default=True)
     next_poll_at: Mapped[datetime]
     poll_interval: Mapped[float] = mapped_column(Float)
+    # When it was last read (a list page or a GET): with reads to spare, the tracker reads
+    # runs not read for a while even before they are due, never more often than the minimum.
+    polled_at: Mapped[datetime | None] = mapped_column(nullable=True)
     # The status whose card edit and reactions have been done (conditional update decides).
     notified_status: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # The notified_status the card is known to show (written after the edit went through):

@@ -43,7 +43,7 @@ async def test_two_replicas_on_one_postgres_make_one_run_and_one_report_per_requ
             replica_id="replica-a",
             # Each waits for Slack's post budget on the shared fake clock, which then jumps for
             # the other: leases must outlast those jumps (lapsing is not what this tests).
-            runtime_options={"read_plan": ListPages(batch=3), "lease_seconds": 600},
+            runtime_options={"read_plan": ListPages(heads_per_read=1), "lease_seconds": 600},
         ) as a,
         Conversation.start(
             database_url=postgres_url,
@@ -53,7 +53,7 @@ async def test_two_replicas_on_one_postgres_make_one_run_and_one_report_per_requ
             replica_id="replica-b",
             # Each waits for Slack's post budget on the shared fake clock, which then jumps for
             # the other: leases must outlast those jumps (lapsing is not what this tests).
-            runtime_options={"read_plan": ListPages(batch=3), "lease_seconds": 600},
+            runtime_options={"read_plan": ListPages(heads_per_read=1), "lease_seconds": 600},
         ) as b,
     ):
         # A burst, half to each replica (Slack's load balancer), a little apart.

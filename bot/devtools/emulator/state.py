@@ -75,6 +75,7 @@ class EmulatedRun:
     leg_started_at: datetime | None = None
     leg_has_pending: bool = True
     pinned_status: str | None = None
+    pinned_at: datetime | None = None  # when it was pinned: a pinned COMPLETE ended then
     resume_prompts: list[str] = field(default_factory=list)
 
     def status_at(self, now: datetime, *, pending_seconds: float, active_seconds: float) -> str:
@@ -236,6 +237,7 @@ class EmulatorState:
     def set_status(self, run_id: int, status: str) -> None:
         """Pin a run's status from now on (a resume unpins it)."""
         self.runs[run_id].pinned_status = status
+        self.runs[run_id].pinned_at = self.clock.now()
 
     def clear_rate_limits(self) -> None:
         self.create_limiter.clear()
@@ -287,6 +289,7 @@ class EmulatorState:
         run.resume_prompts.append(body.prompt)
         run.images.extend(body.images or [])
         run.pinned_status = None
+        run.pinned_at = None
         run.leg_started_at = self.clock.now()
         run.leg_has_pending = False
         run.ending = (
@@ -302,7 +305,7 @@ class EmulatorState:
         if status == "COMPLETE":
             repo = self._repo(run.repo_id) or (self.repos[0] if self.repos else None)
             repo_name = repo.full_name if repo else "acme/web"
-            ended = self._leg_end(run) if run.pinned_status is None else self.clock.now()
+            ended = self._leg_end(run) if run.pinned_at is None else run.pinned_at
             summary = f"Done: {short_prompt}"
             result = f"I made the requested change and opened a pull request in {repo_name}."
             pull_requests = [

@@ -9,18 +9,21 @@ from bot.codegen.models import AgentRunResponse, Page
 from bot.runs.reading import ListPositions
 
 
-async def test_120_runs_stay_inside_the_read_budget_and_every_completion_is_noticed() -> None:
-    figures = await simulate(
-        120, seconds=240, others=50, tick=2.0, in_process=True, await_replies=True
-    )
+async def test_120_runs_stay_inside_the_read_budget_and_every_completion_is_replied_to_soon() -> (
+    None
+):
+    figures = await simulate(120, seconds=240, others=50, others_elsewhere=30, in_process=True)
     assert figures.max_reads_per_window <= READ_LIMIT
     assert figures.rate_limited == 0
     assert figures.completed == figures.noticed == figures.final_replies == 120
-    # Quiet runs are polled at most every 60 s (the maximum), so nothing waits much longer.
-    assert figures.latency("max") <= 60 + 2 * 2.0
-    # Batches: a list page answers for dozens of runs; GETs are for the few left over.
+    # Two pages hold them all, read every few seconds: a completion is replied to within
+    # the minimum interval (5 s) and a tick or two.
+    assert figures.latency("max", until="reply") <= 5 + 2
+    # Pages answer for dozens of runs; GETs are for the few left over.
     assert figures.runs_per_read > 20
     assert figures.get_calls < figures.list_calls
+    # Only runs started through the API are on the pages read.
+    assert all(query.get("source_type") == "API" for query in figures.list_queries)
 
 
 async def test_runs_deep_in_the_list_are_read_where_they_are_not_from_the_top() -> None:
@@ -29,7 +32,19 @@ async def test_runs_deep_in_the_list_are_read_where_they_are_not_from_the_top() 
     figures = await simulate(40, seconds=300, others=10, newer=450, tick=2.0, in_process=True)
     assert figures.completed == figures.noticed == 40
     assert figures.rate_limited == 0
-    assert figures.list_calls + figures.get_calls < 25
+    above = [q for q in figures.list_queries if int(q["skip"]) < 400]
+    assert len(above) <= 5  # the first search down the list, then never again
+    assert len(figures.list_queries) - len(above) > 20
+
+
+async def test_a_quiet_run_is_still_read_when_reads_are_to_spare() -> None:
+    """The poll interval orders runs; it does not ration reads: a run quiet for minutes (its
+    interval grown to the 60 s maximum) is read every few seconds while the budget allows."""
+    figures = await simulate(10, seconds=600, others=0, in_process=True)
+    assert figures.completed == figures.final_replies == 10
+    assert figures.latency("max", until="reply") <= 5 + 2
+    # And never more often than the minimum interval: one page, at most every 5 s.
+    assert figures.max_reads_per_minute <= 60 / 5 + 1
 
 
 def _page(ids: list[int], *, skip: int, total: int) -> Page[AgentRunResponse]:

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt bench clean
+.PHONY: run test lint fmt bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,11 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix bot handlers tests bench
 
 bench: $(STAMP)
-	$(BIN)/python bench/tracker_reads.py
+	$(BIN)/python bench/run.py
 	$(BIN)/python bench/flood.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/run.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

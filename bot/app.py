@@ -112,7 +112,7 @@ class Runtime:
         )
 
     def start_ticks(self) -> None:
-        self.ticks = Ticks(self.jobs())
+        self.ticks = Ticks(self.jobs(), on_tick=self.metrics.tick_took)
         self.ticks.start()
         ticks = self.ticks
         self.health.ticking = lambda: ticks.running

@@ -17,6 +17,8 @@ Exposed names carry the `codegen_bot_` prefix (counters end in `_total`):
 | rate_limit_wait_seconds | histogram | |
 | poll_lag_seconds | histogram | |
 | slack_errors_total | counter | method, error |
+| tick_seconds | histogram | job (dispatch, poll, renew, reap, prune) |
+| card_lag_seconds | histogram | |
 
 Each replica exposes its own numbers; sum them in Prometheus (`sum without (instance)`).
 """
@@ -37,6 +39,8 @@ TRIGGERS = ("slash_command", "app_mention", "thread_reply", "direct_message")
 RATE_LIMIT_BUCKETS = ("create", "read")
 TRANSPORT_ERROR = "error"
 
+# Ticks: from a few milliseconds to longer than their interval.
+TICK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Waiting for the rate limit: from a fraction of a second up to a blocked org (Retry-After).
 WAIT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 # How late a due run was polled: ticks are seconds apart, a backlog shows as minutes.
@@ -126,6 +130,22 @@ class Metrics:
             namespace=ns,
             registry=r,
         )
+        self.tick_seconds = Histogram(
+            "tick_seconds",
+            "How long each scheduler tick took, by job (a tick longer than its interval "
+            "delays the next)",
+            ["job"],
+            namespace=ns,
+            registry=r,
+            buckets=TICK_BUCKETS,
+        )
+        self.card_lag_seconds = Histogram(
+            "card_lag_seconds",
+            "From a status change being seen to the card edit that shows it",
+            namespace=ns,
+            registry=r,
+            buckets=LAG_BUCKETS,
+        )
 
         # Known label values start at 0 so rates and alerts work before the first event.
         for trigger in TRIGGERS:
@@ -146,6 +166,9 @@ class Metrics:
             return
         self.rate_limit_waits_total.labels(bucket=bucket).inc()
         self.rate_limit_wait_seconds.observe(seconds)
+
+    def tick_took(self, job: str, seconds: float) -> None:
+        self.tick_seconds.labels(job=job).observe(seconds)
 
     def slack_error(self, method: str, error: str | None) -> None:
         """Count a failed Slack call (`error` is Slack's error code, e.g. `channel_not_found`)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -28,9 +29,14 @@ class Job:
 STOP_WAIT_SECONDS = 30.0
 
 
+TickObserver = Callable[[str, float], None]
+
+
 class Ticks:
-    def __init__(self, jobs: Sequence[Job]) -> None:
+    def __init__(self, jobs: Sequence[Job], *, on_tick: TickObserver | None = None) -> None:
+        """`on_tick(job name, seconds)` is told how long each tick took (metrics)."""
         self.jobs = list(jobs)
+        self.on_tick = on_tick
         # In-memory job store on purpose: the jobs are just timers, rebuilt at every start.
         self.scheduler = AsyncIOScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
@@ -67,6 +73,7 @@ class Ticks:
             task = asyncio.current_task()
             if task is not None:
                 self._in_flight.add(task)
+            started = time.perf_counter()
             try:
                 await job.run()
             except Exception:
@@ -74,5 +81,7 @@ class Ticks:
             finally:
                 if task is not None:
                     self._in_flight.discard(task)
+                if self.on_tick is not None:
+                    self.on_tick(job.name, time.perf_counter() - started)
 
         return run

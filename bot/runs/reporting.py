@@ -236,6 +236,9 @@ class Reporter:
             await self.store.runs.unmark_notified(run.id, owner=owner, back_to=previous)
             return Shown.RETRY
         run.notified_status = key
+        if run.last_change_at is not None:
+            lag = (self.clock.now() - run.last_change_at).total_seconds()
+            self.metrics.card_lag_seconds.observe(max(0.0, lag))
         if await self.store.runs.confirm_card(run.id, owner=owner, key=key):
             run.card_shown = key
         return Shown.EDITED

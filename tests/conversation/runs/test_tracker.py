@@ -125,3 +125,19 @@ async def test_a_run_codegen_no_longer_knows_stops_being_tracked(sqlite_url: str
         assert "Codegen no longer knows this run" in shown
         assert await chat.runtime.store.runs.count_tracking(org_id=ORG_ID) == 0
         assert [c.status for c in chat.emulator.calls("get_run")] == [404]
+
+
+async def test_metrics_show_how_long_a_seen_change_waited_for_its_card_edit(
+    sqlite_url: str,
+) -> None:
+    """/metrics: card_lag_seconds, from a status change being seen to the edit showing it."""
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        await chat.slash("a short one")
+        await chat.run_until_idle()
+        [root] = roots(chat)
+        assert len(final_replies(chat, root)) == 1
+        registry = chat.runtime.metrics.registry
+        edits = registry.get_sample_value("codegen_bot_card_lag_seconds_count")
+        # Running, then complete: each shown in the tick that saw it.
+        assert edits is not None and edits >= 2
+        assert registry.get_sample_value("codegen_bot_card_lag_seconds_sum") == 0.0

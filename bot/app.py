@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 DISPATCH_SECONDS = 1.0
 REAP_SECONDS = 30.0
 PRUNE_SECONDS = 3600.0
+OPTIMIZE_SECONDS = 600.0
 
 
 def default_replica_id() -> str:
@@ -94,6 +95,7 @@ class Runtime:
             Job("renew", RENEW_SECONDS, self._renew),
             Job("reap", REAP_SECONDS, self._reap),
             Job("prune", PRUNE_SECONDS, self._prune),
+            Job("optimize", OPTIMIZE_SECONDS, self.store.optimize),
         ]
 
     async def _renew(self) -> None:
@@ -167,6 +169,7 @@ async def build_runtime(
     engine = create_engine(settings.database_url)
     await migrate(engine)
     store = Store(engine)
+    await store.optimize()
     taken = await store.leases.take_back(replica_id)
     if taken:
         log.info("replica %s took back %d leases held before its restart", replica_id, taken)

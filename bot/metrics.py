@@ -17,7 +17,7 @@ Exposed names carry the `codegen_bot_` prefix (counters end in `_total`):
 | rate_limit_wait_seconds | histogram | |
 | poll_lag_seconds | histogram | |
 | slack_errors_total | counter | method, error |
-| tick_seconds | histogram | job (dispatch, poll, renew, reap, prune) |
+| tick_seconds | histogram | job (dispatch, poll, renew, reap, prune, optimize) |
 | card_lag_seconds | histogram | |
 
 Each replica exposes its own numbers; sum them in Prometheus (`sum without (instance)`).

@@ -69,6 +69,15 @@ class Store:
         moments = [utc(moment) for moment in found if moment is not None]
         return min(moments, default=None)
 
+    async def optimize(self) -> None:
+        """Refresh the query planner's statistics. SQLite has none until asked: without them
+        it takes an equality on `tracking` for selective and scans every tracked run in
+        each claim (about 100 ms a tick at 10,000 tracked, 20 ms with them). PostgreSQL's
+        autovacuum keeps its own."""
+        if not self.is_postgres:
+            async with self.engine.begin() as conn:
+                await conn.exec_driver_sql("ANALYZE")
+
     async def reap_expired_leases(self, *, now: datetime) -> int:
         return await self.leases.reap_expired(now=now)
 

@@ -33,11 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/tick_cost.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from bench.tracker_reads import BOT_TOKEN, ORG_ID, READ_LIMIT, TOKEN, _seed  # noqa: E402
+from bench.tracker_reads import BOT_TOKEN, _seed, bench_emulator, bench_settings  # noqa: E402
 from bot.app import build_runtime  # noqa: E402
 from bot.clock import FakeClock  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.devtools.emulator import EmulatorState, create_emulator_app  # noqa: E402
+from bot.devtools.emulator import create_emulator_app  # noqa: E402
 from bot.devtools.slack import FakeSlack  # noqa: E402
 from bot.metrics import Metrics  # noqa: E402
 from bot.store.db import create_engine  # noqa: E402
@@ -103,15 +102,7 @@ async def database(backend: str, workdir: Path) -> AsyncIterator[str]:
 async def measure(backend: str, *, runs: int, ticks: int, seed: int = 7) -> TickCost:
     rng = random.Random(seed)
     clock = FakeClock()
-    emulator = EmulatorState(
-        token=TOKEN,
-        org_id=ORG_ID,
-        clock=clock,
-        pending_seconds=0,
-        active_seconds=10**9,
-        create_per_minute=10**9,
-        reads_per_30s=READ_LIMIT,
-    )
+    emulator = bench_emulator(clock)
     cost = TickCost(backend=backend, runs=runs)
     with tempfile.TemporaryDirectory() as tmp:
         async with contextlib.AsyncExitStack() as stack:
@@ -119,16 +110,10 @@ async def measure(backend: str, *, runs: int, ticks: int, seed: int = 7) -> Tick
             slack = await stack.enter_async_context(
                 FakeSlack.running(bot_token=BOT_TOKEN, clock=clock)
             )
-            settings = Settings(
-                slack_bot_token=BOT_TOKEN,
-                slack_signing_secret="bench-secret",
+            settings = bench_settings(
                 slack_api_url=slack.api_url,
-                codegen_api_token=TOKEN,
-                codegen_org_id=ORG_ID,
-                codegen_api_url="http://emulator.invalid",
+                codegen_url="http://emulator.invalid",
                 database_url=url,
-                bot_mode="http",
-                _env_file=None,  # type: ignore[call-arg]
             )
             runtime = await build_runtime(
                 settings,

@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -101,6 +102,38 @@ class Figures:
         if which == "p95":
             return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
         return ordered[-1]
+
+
+def bench_emulator(clock: FakeClock) -> EmulatorState:
+    """The emulator of the tracker benches: runs ACTIVE until told, the documented read limit
+    (strict), creates unlimited (seeding only; the bot's own creates are not measured)."""
+    return EmulatorState(
+        token=TOKEN,
+        org_id=ORG_ID,
+        clock=clock,
+        pending_seconds=0,
+        active_seconds=10**9,
+        create_per_minute=10**9,
+        reads_per_30s=READ_LIMIT,
+    )
+
+
+def bench_settings(
+    *, slack_api_url: str, codegen_url: str, database_url: str, **overrides: Any
+) -> Settings:
+    """The bot's settings in the tracker benches (HTTP mode, no .env file read)."""
+    return Settings(
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret="bench-secret",
+        slack_api_url=slack_api_url,
+        codegen_api_token=TOKEN,
+        codegen_org_id=ORG_ID,
+        codegen_api_url=codegen_url,
+        database_url=database_url,
+        bot_mode="http",
+        _env_file=None,  # type: ignore[call-arg]
+        **overrides,
+    )
 
 
 async def _seed(
@@ -221,15 +254,7 @@ async def simulate(
     figures = Figures(approach="list" if use_list else "get", runs=runs, others=others)
     wall = time.perf_counter()
     clock = FakeClock()
-    emulator = EmulatorState(
-        token=TOKEN,
-        org_id=ORG_ID,
-        clock=clock,
-        pending_seconds=0,
-        active_seconds=10**9,
-        create_per_minute=10**9,  # seeding only; the bot's own creates are not measured here
-        reads_per_30s=READ_LIMIT,
-    )
+    emulator = bench_emulator(clock)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         async with contextlib.AsyncExitStack() as stack:
             slack = await stack.enter_async_context(
@@ -241,18 +266,12 @@ async def simulate(
                 codegen_url = "http://emulator.invalid"
             else:
                 codegen_url = await stack.enter_async_context(running_emulator(emulator))
-            settings = Settings(
-                slack_bot_token=BOT_TOKEN,
-                slack_signing_secret="bench-secret",
+            settings = bench_settings(
                 slack_api_url=slack.api_url,
-                codegen_api_token=TOKEN,
-                codegen_org_id=ORG_ID,
-                codegen_api_url=codegen_url,
+                codegen_url=codegen_url,
                 database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}",
-                bot_mode="http",
                 codegen_poll_min_seconds=5.0 if use_list else NAIVE_EVERY,
                 codegen_poll_max_seconds=60.0 if use_list else NAIVE_EVERY,
-                _env_file=None,  # type: ignore[call-arg]
             )
             runtime = await build_runtime(
                 settings,

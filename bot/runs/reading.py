@@ -111,7 +111,6 @@ Read = GetRun | ListPage
 class TickState:
     """What one tick's reads have learned so far."""
 
-    max_pages: int
     tracked_pages: Counter[int] | None = None  # tracked runs per page, counted once a tick
     fetched: set[int] = field(default_factory=set)  # page numbers read in this tick
     floor: dict[int, int] = field(default_factory=dict)  # lower bounds of unknown places
@@ -190,7 +189,6 @@ class ListPages:
         if (
             page_no is None
             or page_no in state.fetched
-            or len(state.fetched) >= state.max_pages
             or (self.positions.known(head) and by_page[page_no] == 1)
         ):
             return GetRun(head)
@@ -291,7 +289,7 @@ class Reader:
         wanted = {run.id for run in runs}
         self.plan.note_tracked(wanted, now)
         order = [run.id for run in runs]
-        state = TickState(max_pages=max_reads)
+        state = TickState()
         while reading.list_calls + reading.get_calls < max_reads:
             pending = [rid for rid in order if rid not in seen and rid not in gone]
             if not pending:

@@ -24,7 +24,7 @@ from bot.limits import Pace
 from bot.logs import log_context
 from bot.metrics import Metrics
 from bot.runs.budget import READ_WINDOW, READS_PER_WINDOW
-from bot.runs.reading import Reader, Reading
+from bot.runs.reading import Reader
 from bot.runs.reporting import Reporter
 from bot.slack.cards import as_api_run
 from bot.store.leases import LEASE_SECONDS, new_lease_owner
@@ -105,9 +105,8 @@ class Tracker:
             )
             runs += unsettled
         report = TickReport(claimed=len(runs))
-        if not unsettled:
-            self.pace.give_back(reads)
         if not runs:
+            self.pace.give_back(reads)
             return report
         for run in runs:
             self.metrics.poll_lag_seconds.observe(
@@ -122,14 +121,11 @@ class Tracker:
                 lease_seconds=self.lease_seconds,
             )
 
-        reading = (
-            await self.reader.read(unsettled, claim=claim_neighbours, max_reads=reads, now=now)
-            if unsettled
-            else Reading()
+        reading = await self.reader.read(
+            unsettled, claim=claim_neighbours, max_reads=reads, now=now
         )
         report.list_calls, report.get_calls = reading.list_calls, reading.get_calls
-        if unsettled:
-            self.pace.give_back(reads - reading.list_calls - reading.get_calls)
+        self.pace.give_back(reads - reading.list_calls - reading.get_calls)
         runs += reading.extra
         quiet: list[tuple[int, datetime, float]] = []
         deferred: list[tuple[int, datetime, float]] = []

@@ -115,20 +115,6 @@ class RunStore:
 
     # -- leases ------------------------------------------------------------------------------
 
-    async def claim_due(
-        self, *, owner: str, now: datetime, lease_seconds: float, limit: int
-    ) -> list[TrackedRun]:
-        """Tracked runs whose next poll is due, most overdue first."""
-        return await self.leases.claim(
-            TrackedRun,
-            due=TrackedRun.tracking.is_(True) & (TrackedRun.next_poll_at <= now),
-            order_by=(TrackedRun.next_poll_at, TrackedRun.id),
-            owner=owner,
-            now=now,
-            lease_seconds=lease_seconds,
-            limit=limit,
-        )
-
     async def claim_settled(
         self, *, owner: str, now: datetime, lease_seconds: float, limit: int
     ) -> list[TrackedRun]:
@@ -287,9 +273,6 @@ class RunStore:
 
     async def set_card(self, run_id: int, *, owner: str, card_ts: str) -> bool:
         return await self.leases.write(TrackedRun, run_id, owner, card_ts=card_ts)
-
-    async def poll_at(self, run_id: int, *, owner: str, at: datetime) -> bool:
-        return await self.leases.write(TrackedRun, run_id, owner, next_poll_at=at)
 
     async def stop_following(self, run_id: int, *, owner: str, reason: str, now: datetime) -> bool:
         """The bot stops following the run (Codegen no longer knows it); the card says why."""

@@ -188,8 +188,12 @@ async def test_status_and_final_reply_are_marked_once(store: Store, clock: FakeC
         run=make_run(clock, 7, request.id),
         now=clock.now(),
     )
-    runs = await store.runs.claim_due(
-        owner=(owner := new_lease_owner("a")), now=clock.now(), lease_seconds=30, limit=10
+    runs = await store.runs.claim_to_read(
+        owner=(owner := new_lease_owner("a")),
+        now=clock.now(),
+        read_before=clock.now(),
+        lease_seconds=30,
+        limit=10,
     )
     assert [r.id for r in runs] == [7]
     assert await store.runs.mark_notified(7, owner=owner, key="ACTIVE")

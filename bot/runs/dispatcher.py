@@ -60,6 +60,8 @@ BATCH = 25
 # A waiting card's place is shown again at most this often (and only when its text changes):
 # Slack allows about 50 edits a minute per workspace, and status changes come first.
 QUEUE_REFRESH_SECONDS = 30.0
+# While the queue stands still, its places are worked out again at most this often.
+QUEUE_SHOW_EVERY = timedelta(seconds=5)
 MAX_ATTEMPTS = 6
 RETRY_BASE = 2.0
 RETRY_CAP = 120.0
@@ -137,12 +139,15 @@ class Dispatcher:
         self.rand = rand
         self.lease_seconds = lease_seconds
         self._slack_busy_for: float | None = None
+        self._queue_shown_at: datetime | None = None
+        self._queue_joined = False
         self._lock = asyncio.Lock()
         self._again = False
         self._kick: asyncio.Task[int] | None = None
 
     def wake(self) -> None:
         """Run a tick now (intake calls this so a request under the budget never waits)."""
+        self._queue_joined = True
         if self._lock.locked():
             self._again = True
             return
@@ -174,14 +179,16 @@ class Dispatcher:
         sent = 0
         blocked_for: float | None = None
         self._slack_busy_for = None
+        # Requests that wait behind another, given back together in one write per wait.
+        waiting: dict[float, list[str]] = {}
         for row in rows:
             if blocked_for is not None:
                 # Queue order: nobody overtakes a request that waits for the budget.
-                await self._release(row, owner, blocked_for)
+                waiting.setdefault(blocked_for, []).append(row.id)
                 continue
             if not row.prepared and self._slack_busy_for is not None:
                 # Slack had no room to prepare the one before: the rest wait in the outbox too.
-                await self._release(row, owner, self._slack_busy_for)
+                waiting.setdefault(self._slack_busy_for, []).append(row.id)
                 continue
             with log_context(request_id=row.id, channel_id=row.channel_id, user_id=row.user_id):
                 try:
@@ -193,13 +200,21 @@ class Dispatcher:
                     continue
             if isinstance(outcome, Blocked):
                 blocked_for = outcome.wait
-                await self._release(row, owner, outcome.wait)
+                waiting.setdefault(outcome.wait, []).append(row.id)
             elif isinstance(outcome, Deferred):
-                await self._release(row, owner, outcome.wait)
+                waiting.setdefault(outcome.wait, []).append(row.id)
             elif outcome:
                 sent += 1
+        released_at = self.clock.now()
+        for wait, ids in waiting.items():
+            await self.store.requests.release_many(
+                ids,
+                owner=owner,
+                next_attempt_at=released_at + timedelta(seconds=wait),
+                now=released_at,
+            )
         try:
-            await self.show_queue()
+            await self.show_queue(moved=sent > 0 or any(not row.prepared for row in rows))
         except Exception:
             log.exception("showing queue places failed")
         return sent
@@ -443,42 +458,47 @@ class Dispatcher:
             row.id, owner=owner, next_attempt_at=now + timedelta(seconds=wait), now=now
         )
 
-    async def show_queue(self) -> None:
-        """Put each waiting request's place and estimated start on its card, when it changes."""
-        waiting = [
-            row
-            for row in await self.store.requests.pending(org_id=self.budget.org_id)
-            if row.prepared
-        ]
+    async def show_queue(self, *, moved: bool) -> None:
+        """Put each waiting request's place and estimated start on its card, when it changes.
+        Worked out when the queue `moved` (a request went out or became ready) or one joined
+        it, else at most every QUEUE_SHOW_EVERY: the scheduler ticks every second and the
+        queue may hold thousands."""
+        now = self.clock.now()
+        joined, self._queue_joined = self._queue_joined, False
+        shown_at = self._queue_shown_at
+        if not (moved or joined) and shown_at and now - shown_at < QUEUE_SHOW_EVERY:
+            return
+        self._queue_shown_at = now
+        waiting = await self.store.requests.queue_places(org_id=self.budget.org_id)
         self.metrics.requests_waiting.set(len(waiting))
         if not waiting:
             return
-        now = self.clock.now()
         etas = await self.budget.queue_etas(len(waiting))
-        for ahead, (row, slot_eta) in enumerate(zip(waiting, etas, strict=True)):
+        for ahead, (place, slot_eta) in enumerate(zip(waiting, etas, strict=True)):
             # A request in back-off after a failure starts no sooner than its next attempt.
-            own = (utc(row.next_attempt_at) - now).total_seconds()
+            own = (utc(place.next_attempt_at) - now).total_seconds()
             eta = max(slot_eta, own, 0.0)
             if eta <= 0 and ahead == 0:
                 continue  # it goes out on the next pass; no need to announce a wait
-            if row.lease_owner and row.lease_expires_at and utc(row.lease_expires_at) > now:
+            if place.lease_owner and place.lease_expires_at and utc(place.lease_expires_at) > now:
                 continue  # someone is sending it right now
             note = queue_note(ahead, now + timedelta(seconds=eta))
-            if row.queue_note == note:
+            if place.queue_note == note:
                 continue
-            noted = utc(row.queue_noted_at) if row.queue_noted_at else None
+            noted = utc(place.queue_noted_at) if place.queue_noted_at else None
             if noted is not None and now - noted < timedelta(seconds=QUEUE_REFRESH_SECONDS):
-                continue  # changed not long ago: the next pass after that shows the news
-            if not row.card_ts:
+                continue  # changed not long ago: a later pass shows the news
+            if not place.card_ts:
                 # Its card could not be posted while it was prepared (Slack had no room then);
                 # the run posts it when it starts. Posting it here could race that post.
                 continue
             # Claimed first (one replica edits each change), given back if Slack had no room.
             if not await self.store.requests.set_queue_note(
-                row.id, note, previous=row.queue_note, now=now
+                place.id, note, previous=place.queue_note, now=now
             ):
                 continue
-            shown = await self.cards.show_request(
+            row = await self.store.requests.get(place.id)
+            shown = row is not None and await self.cards.show_request(
                 row,
                 phase="waiting",
                 queue_ahead=ahead,
@@ -487,7 +507,7 @@ class Dispatcher:
             )
             if not shown:
                 await self.store.requests.set_queue_note(
-                    row.id, row.queue_note, previous=note, now=noted
+                    place.id, place.queue_note, previous=note, now=noted
                 )
                 break  # the low-priority share of Slack's budget is spent for now
 

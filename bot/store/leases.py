@@ -94,6 +94,22 @@ class Leases:
             model, key, owner, lease_owner=None, lease_expires_at=None, **values
         )
 
+    async def release_many(
+        self, model: type[RowT], keys: Sequence[Any], owner: str, **values: Any
+    ) -> int:
+        """`release` of several rows at once; returns how many were still `owner`'s."""
+        if not keys:
+            return 0
+        statement = (
+            update(model)
+            .where(model.id.in_(list(keys)), model.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None, **values)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.sessions.begin() as session:
+            result = await session.execute(statement)
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     async def renew(self, replica_id: str, *, now: datetime, lease_seconds: float) -> int:
         """Extend every live lease `replica_id` holds (an expired one stays expired: another
         replica may have it by now)."""

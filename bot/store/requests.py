@@ -67,6 +67,20 @@ class PreparedRequest:
         return row
 
 
+@dataclass(frozen=True)
+class QueuePlace:
+    """What deciding a waiting card's queue line needs of its request: the columns, without
+    its images and payloads (the queue is read every few seconds and may hold thousands)."""
+
+    id: str
+    next_attempt_at: datetime
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    queue_note: str | None
+    queue_noted_at: datetime | None
+    card_ts: str | None
+
+
 class RequestStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], leases: Leases) -> None:
         self.sessions = sessions
@@ -90,6 +104,21 @@ class RequestStore:
                 .order_by(QueuedRequest.created_at, QueuedRequest.id)
             )
             return list(rows.all())
+
+    async def queue_places(self, *, org_id: int) -> list[QueuePlace]:
+        """The prepared requests waiting to go out for this org, in queue order."""
+        columns = [getattr(QueuedRequest, name) for name in QueuePlace.__dataclass_fields__]
+        async with self.sessions() as session:
+            result = await session.execute(
+                select(*columns)
+                .where(
+                    QueuedRequest.org_id == org_id,
+                    QueuedRequest.status == RequestStatus.PENDING,
+                    QueuedRequest.prepared.is_(True),
+                )
+                .order_by(QueuedRequest.created_at, QueuedRequest.id)
+            )
+            return [QueuePlace(*row) for row in result.all()]
 
     async def count_pending(self) -> int:
         async with self.sessions() as session:
@@ -149,6 +178,15 @@ class RequestStore:
         """Give a request back untouched (e.g. the budget is spent) to be claimed again later."""
         return await self.leases.release(
             QueuedRequest, request_id, owner, next_attempt_at=next_attempt_at, updated_at=now
+        )
+
+    async def release_many(
+        self, request_ids: list[str], *, owner: str, next_attempt_at: datetime, now: datetime
+    ) -> int:
+        """Give back, in one write, requests that all wait the same (the queue behind one the
+        budget holds back); returns how many were still this owner's."""
+        return await self.leases.release_many(
+            QueuedRequest, request_ids, owner, next_attempt_at=next_attempt_at, updated_at=now
         )
 
     async def record_prepared(

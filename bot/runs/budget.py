@@ -8,14 +8,13 @@ it arrives; a small safety margin on each window covers the trip there.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from bot.clock import Clock
 from bot.errors import BudgetExhausted
-from bot.limits import queue_etas, wait_before_next
+from bot.limits import queue_etas
 from bot.metrics import Metrics
-from bot.store.budgets import Spend
+from bot.store.budgets import Spend, Window
 from bot.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -59,17 +58,10 @@ class OrgBudget:
         """As try_spend, with the spend's id: a caller whose call may leave later than now
         (a create, after a database write) passes it to `left` when it does."""
         limit, window = self.limits[bucket]
-        limit = max(1, limit - reserve)
-
-        def wait_for(spent: Sequence[datetime], now: datetime) -> float:
-            return wait_before_next(spent, limit=limit, window=window, now=now)
-
         spend = await self.store.budgets.try_spend(
             org_id=self.org_id,
-            bucket=bucket,
-            window=window,
+            windows=[Window(bucket, max(1, limit - reserve), window)],
             clock=self.clock.now,
-            wait_for=wait_for,
         )
         if self.metrics is not None:
             self.metrics.rate_limit_waited(bucket, spend.wait)
@@ -77,8 +69,7 @@ class OrgBudget:
 
     async def left(self, spend: Spend, *, at: datetime) -> None:
         """The call paid for by `spend` left at `at` (read just before sending it)."""
-        if spend.spend_id is not None:
-            await self.store.budgets.restamp(spend.spend_id, at=at)
+        await self.store.budgets.restamp(spend.spend_ids, at=at)
 
     async def spend_now(self, bucket: str) -> None:
         """Spend one call now or raise BudgetExhausted (with the wait)."""

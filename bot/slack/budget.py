@@ -18,14 +18,13 @@ of 2,000 cards each told its new place) would push a final reply behind it. So:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
 from bot.clock import Clock
 from bot.errors import SlackUnavailable
-from bot.limits import wait_before_next
+from bot.store.budgets import Window
 from bot.store.store import Store
 
 #: Budgets live beside Codegen's, under an organization id Codegen never uses.
@@ -107,8 +106,8 @@ class SlackBudget:
         return max([0.0, *waits])
 
     def _buckets(self, method: str, channel: str | None) -> list[tuple[str, Rate]]:
-        """The windows a call spends from: its channel's first (the tighter one, so a call
-        that finds no slot there wastes none of the workspace's), then its method's."""
+        """The windows a call spends from, one slot in each or none: its channel's (for a
+        post) and its method's."""
         buckets = []
         if method in CHANNEL_RATED and channel:
             buckets.append((channel_bucket(method, channel), CHANNEL_POST_RATE))
@@ -121,16 +120,25 @@ class SlackBudget:
         known = self.wait_hint(method, channel=channel, priority=priority)
         if known > 0:
             raise SlackUnavailable(method, f"no budget for {math.ceil(known)} s", wait=known)
-        for bucket, rate in self._buckets(method, channel):
-            wait = await self._try(bucket, rate, priority)
-            if wait > 0:
-                until = self.clock.now() + timedelta(seconds=wait)
-                self._full_until[(bucket, priority)] = until
-                if priority is Priority.HIGH:  # what HIGH cannot have, LOW cannot either
-                    self._full_until[(bucket, Priority.LOW)] = until
-                if len(self._full_until) > FULL_MEMORY:
-                    self._forget_past()
-                raise SlackUnavailable(method, f"no budget for {math.ceil(wait)} s", wait=wait)
+        spend = await self.store.budgets.try_spend(
+            org_id=SLACK_SCOPE,
+            windows=[
+                Window(bucket, _limit(rate, priority), rate.window + self.margin)
+                for bucket, rate in self._buckets(method, channel)
+            ],
+            clock=self.clock.now,
+        )
+        if spend.wait > 0 and spend.full_bucket is not None:
+            until = self.clock.now() + timedelta(seconds=spend.wait)
+            self._full_until[(spend.full_bucket, priority)] = until
+            if priority is Priority.HIGH:  # what HIGH cannot have, LOW cannot either
+                self._full_until[(spend.full_bucket, Priority.LOW)] = until
+            if len(self._full_until) > FULL_MEMORY:
+                self._forget_past()
+        if spend.wait > 0:
+            raise SlackUnavailable(
+                method, f"no budget for {math.ceil(spend.wait)} s", wait=spend.wait
+            )
 
     def _forget_past(self) -> None:
         now = self.clock.now()
@@ -145,18 +153,7 @@ class SlackBudget:
         bucket, _rate = self._buckets(method, channel)[0]
         await self.store.budgets.block(org_id=SLACK_SCOPE, bucket=bucket, until=until, now=now)
 
-    async def _try(self, bucket: str, rate: Rate, priority: Priority) -> float:
-        limit = rate.limit if priority is Priority.HIGH else max(1, int(rate.limit * LOW_SHARE))
-        window = rate.window + self.margin
 
-        def wait_for(spent: Sequence[datetime], now: datetime) -> float:
-            return wait_before_next(spent, limit=limit, window=window, now=now)
-
-        spend = await self.store.budgets.try_spend(
-            org_id=SLACK_SCOPE,
-            bucket=bucket,
-            window=window,
-            clock=self.clock.now,
-            wait_for=wait_for,
-        )
-        return spend.wait
+def _limit(rate: Rate, priority: Priority) -> int:
+    """What a call of `priority` may use of a window: LOW calls only LOW_SHARE of it."""
+    return rate.limit if priority is Priority.HIGH else max(1, int(rate.limit * LOW_SHARE))

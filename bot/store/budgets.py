@@ -1,12 +1,14 @@
-"""The shared Codegen call budgets: a sliding-window log per (org, bucket), locked on one row.
+"""The shared call budgets (Codegen's and Slack's): sliding-window logs per (org, bucket),
+each locked on one row.
 
-Writing the budget's row first takes the lock every spender queues on (a row lock on
+Writing a budget's row first takes the lock every spender queues on (a row lock on
 PostgreSQL, the database write lock on SQLite), so replicas never spend the same slot twice.
-How long a spender must wait is the caller's arithmetic (bot.limits), passed in and run
-under that lock.
+A call may spend from several windows at once (a Slack post: its channel's and its method's);
+it takes one slot in each or none, in one transaction, its rows locked in name order so two
+spenders never wait on each other.
 
-A spend is stamped with the clock read once the lock is held (waiting for a connection and
-the lock can take seconds under load), and `restamp` moves it to when the call actually left:
+A spend is stamped with the clock read once the locks are held (waiting for a connection and
+a lock can take seconds under load), and `restamp` moves it to when the call actually left:
 the API counts arrivals, so the window here must too.
 """
 
@@ -16,20 +18,31 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.limits import wait_before_next
 from bot.store.tables import RateBudget, RateSpend
 
 
 @dataclass(frozen=True)
+class Window:
+    """A sliding window a call spends from: at most `limit` calls in any `seconds`."""
+
+    bucket: str
+    limit: int
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Spend:
-    """A try at spending: `wait` 0.0 and the spend's id when it was spent, else the seconds
-    until one would fit."""
+    """A try at spending: `wait` 0.0 and the ids of the spends when it was spent, else the
+    seconds until it would fit, and the bucket that holds it back (nothing is spent then)."""
 
     wait: float
-    spend_id: int | None = None
+    spend_ids: tuple[int, ...] = ()
+    full_bucket: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,37 +57,55 @@ class BudgetStore:
         self.is_postgres = is_postgres
 
     async def try_spend(
-        self,
-        *,
-        org_id: int,
-        bucket: str,
-        window: float,
-        clock: Callable[[], datetime],
-        wait_for: Callable[[Sequence[datetime], datetime], float],
+        self, *, org_id: int, windows: Sequence[Window], clock: Callable[[], datetime]
     ) -> Spend:
-        """Spend one call from the budget if `wait_for(spends in the window, now)` says it
-        fits (wait 0.0, with the spend's id); else the seconds to wait, spending nothing.
-        `clock` is read once the budget's lock is held."""
+        """Spend one call from every window if it fits in all of them (wait 0.0); else the
+        longest wait, spending nothing. `clock` is read once the budgets' locks are held."""
+        ordered = sorted(windows, key=lambda w: w.bucket)
         async with self.sessions.begin() as session:
-            budget = await self._lock(session, org_id=org_id, bucket=bucket, now=clock())
+            blocks = [
+                await self._lock(session, org_id=org_id, bucket=w.bucket, now=clock())
+                for w in ordered
+            ]
             now = clock()
-            if budget.blocked_until is not None and budget.blocked_until > now:
-                return Spend(wait=(budget.blocked_until - now).total_seconds())
-            spent = await self._spent(session, org_id=org_id, bucket=bucket, now=now, window=window)
-            wait = wait_for(spent, now)
+            wait, full = 0.0, None
+            for window, blocked_until in zip(ordered, blocks, strict=True):
+                if blocked_until is not None and blocked_until > now:
+                    this = (blocked_until - now).total_seconds()
+                else:
+                    # The window only needs its newest `limit` spends to say when one leaves.
+                    spent = await session.scalars(
+                        select(RateSpend.spent_at)
+                        .where(
+                            RateSpend.org_id == org_id,
+                            RateSpend.bucket == window.bucket,
+                            RateSpend.spent_at > now - timedelta(seconds=window.seconds),
+                        )
+                        .order_by(RateSpend.spent_at.desc())
+                        .limit(window.limit)
+                    )
+                    this = wait_before_next(
+                        list(spent.all()), limit=window.limit, window=window.seconds, now=now
+                    )
+                if this > wait:
+                    wait, full = this, window.bucket
             if wait > 0:
-                return Spend(wait=wait)
-            row = RateSpend(org_id=org_id, bucket=bucket, spent_at=now)
-            session.add(row)
-            await session.flush()
-            return Spend(wait=0.0, spend_id=row.id)
+                return Spend(wait=wait, full_bucket=full)
+            ids = await session.scalars(
+                insert(RateSpend)
+                .values([{"org_id": org_id, "bucket": w.bucket, "spent_at": now} for w in ordered])
+                .returning(RateSpend.id)
+            )
+            return Spend(wait=0.0, spend_ids=tuple(ids.all()))
 
-    async def restamp(self, spend_id: int, *, at: datetime) -> None:
-        """The call spent as `spend_id` left at `at`: count it from then (never earlier)."""
+    async def restamp(self, spend_ids: Sequence[int], *, at: datetime) -> None:
+        """The call spent as `spend_ids` left at `at`: count it from then (never earlier)."""
+        if not spend_ids:
+            return
         async with self.sessions.begin() as session:
             await session.execute(
                 update(RateSpend)
-                .where(RateSpend.id == spend_id, RateSpend.spent_at < at)
+                .where(RateSpend.id.in_(list(spend_ids)), RateSpend.spent_at < at)
                 .values(spent_at=at)
                 .execution_options(synchronize_session=False)
             )
@@ -82,9 +113,14 @@ class BudgetStore:
     async def block(self, *, org_id: int, bucket: str, until: datetime, now: datetime) -> None:
         """A 429 arrived: nobody spends from this budget before `until`."""
         async with self.sessions.begin() as session:
-            budget = await self._lock(session, org_id=org_id, bucket=bucket, now=now)
-            if budget.blocked_until is None or budget.blocked_until < until:
-                budget.blocked_until = until
+            blocked_until = await self._lock(session, org_id=org_id, bucket=bucket, now=now)
+            if blocked_until is None or blocked_until < until:
+                await session.execute(
+                    update(RateBudget)
+                    .where(RateBudget.org_id == org_id, RateBudget.bucket == bucket)
+                    .values(blocked_until=until)
+                    .execution_options(synchronize_session=False)
+                )
 
     async def state(self, *, org_id: int, bucket: str, window: float, now: datetime) -> BudgetState:
         async with self.sessions() as session:
@@ -98,26 +134,19 @@ class BudgetStore:
 
     async def _lock(
         self, session: AsyncSession, *, org_id: int, bucket: str, now: datetime
-    ) -> RateBudget:
-        insert = postgresql.insert if self.is_postgres else sqlite.insert
-        await session.execute(
-            insert(RateBudget)
-            .values(org_id=org_id, bucket=bucket, touched_at=now)
-            .on_conflict_do_nothing()
+    ) -> datetime | None:
+        """Take the budget's lock (creating its row the first time) in one statement, and
+        return its block."""
+        upsert = (postgresql.insert if self.is_postgres else sqlite.insert)(RateBudget)
+        statement = (
+            upsert.values(org_id=org_id, bucket=bucket, touched_at=now)
+            .on_conflict_do_update(
+                index_elements=[RateBudget.org_id, RateBudget.bucket],
+                set_={"touched_at": upsert.excluded.touched_at},
+            )
+            .returning(RateBudget.blocked_until)
         )
-        await session.execute(
-            update(RateBudget)
-            .where(RateBudget.org_id == org_id, RateBudget.bucket == bucket)
-            .values(touched_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        row = await session.scalar(
-            select(RateBudget)
-            .where(RateBudget.org_id == org_id, RateBudget.bucket == bucket)
-            .execution_options(populate_existing=True)
-        )
-        assert row is not None
-        return row
+        return (await session.execute(statement)).scalar_one()
 
     async def _spent(
         self, session: AsyncSession, *, org_id: int, bucket: str, now: datetime, window: float

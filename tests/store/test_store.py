@@ -8,8 +8,8 @@ import uuid
 from datetime import datetime, timedelta
 
 from bot.clock import FakeClock
-from bot.limits import wait_before_next
 from bot.requests import StoredOptions, Trigger
+from bot.store.budgets import Window
 from bot.store.db import create_engine
 from bot.store.leases import new_lease_owner
 from bot.store.runs import ReplyStep
@@ -211,11 +211,7 @@ async def test_status_and_final_reply_are_marked_once(store: Store, clock: FakeC
 async def spend(store: Store, now: datetime) -> float:
     """One create from org 1's budget of 10 a minute: 0.0, or the wait."""
     spent = await store.budgets.try_spend(
-        org_id=1,
-        bucket="create",
-        window=60,
-        clock=lambda: now,
-        wait_for=lambda spent, at: wait_before_next(spent, limit=10, window=60, now=at),
+        org_id=1, windows=[Window("create", 10, 60)], clock=lambda: now
     )
     return spent.wait
 
@@ -329,17 +325,14 @@ async def test_adding_a_request_records_its_delivery_once(store: Store, clock: F
 async def test_a_spend_restamped_when_its_call_left_counts_from_then(
     store: Store, clock: FakeClock
 ) -> None:
-    def wait_for(spent: list[datetime], at: datetime) -> float:
-        return wait_before_next(spent, limit=1, window=60, now=at)
-
-    async def take() -> float | int | None:
+    async def take() -> float | tuple[int, ...]:
         spent = await store.budgets.try_spend(
-            org_id=1, bucket="create", window=60, clock=clock.now, wait_for=wait_for
+            org_id=1, windows=[Window("create", 1, 60)], clock=clock.now
         )
-        return spent.spend_id if spent.wait == 0 else spent.wait
+        return spent.spend_ids if spent.wait == 0 else spent.wait
 
     first = await take()
-    assert isinstance(first, int)
+    assert isinstance(first, tuple) and len(first) == 1
     left = clock.now() + timedelta(seconds=13)  # a slow write came between spend and send
     await store.budgets.restamp(first, at=left)
     await store.budgets.restamp(first, at=clock.now())  # never moved earlier

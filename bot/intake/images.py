@@ -40,11 +40,13 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from PIL import Image, ImageOps, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 from bot.requests import SlackFile
 
@@ -267,11 +269,16 @@ def _scaled(image: Image.Image, scale: float) -> Image.Image:
     if scale >= 1.0:
         return image
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    from PIL import Image
+
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
 def check_image(data: bytes) -> None:
     """Decode the header and structure; raise _Skip for a broken or enormous image."""
+    # Pillow is imported by the first image, not at start: most requests carry none.
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.width * image.height > MAX_PIXELS:
@@ -291,6 +298,8 @@ def shrink_image(data: bytes, max_bytes: int) -> tuple[bytes, str]:
     An image with transparency stays PNG if a (scaled) PNG fits; everything else becomes
     JPEG (transparency flattened on white), first at full size with falling quality, then
     scaled down. Raises _Skip if nothing fits."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
         with Image.open(io.BytesIO(data)) as opened:
             if opened.width * opened.height > MAX_PIXELS:

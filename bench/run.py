@@ -141,7 +141,7 @@ async def amain(args: argparse.Namespace) -> int:
     )
     print("measured acks and start-up against the bare Bolt app", file=sys.stderr, flush=True)
     bot, bare = acks["bot"], acks["bare"]
-    label = f"{requests:,} slash commands, 50 at a time"
+    label = f"{requests:,} acks, 50 at once"
     rows += [
         Row(f"{label}: ack p50", bot.p50_ms, "", None, bare.p50_ms, " ms"),
         Row(
@@ -160,7 +160,7 @@ async def amain(args: argparse.Namespace) -> int:
             bare.acked,
         ),
         Row(
-            f"{label}: server CPU per request",
+            f"{label}: server CPU / request",
             bot.cpu_ms_per_request,
             "",
             None,

@@ -15,6 +15,8 @@ Exposed names carry the `codegen_bot_` prefix (counters end in `_total`):
 | codegen_calls_total | counter | endpoint, status_code ("error" = no response) |
 | rate_limit_waits_total | counter | bucket (create, read) |
 | rate_limit_wait_seconds | histogram | |
+| budget_spent | gauge | bucket (create, read): calls in the current window, all replicas |
+| budget_left | gauge | bucket (create, read): calls the current window still allows |
 | poll_lag_seconds | histogram | |
 | slack_errors_total | counter | method, error |
 | tick_seconds | histogram | job (dispatch, poll, renew, reap, prune, optimize) |
@@ -116,6 +118,20 @@ class Metrics:
             registry=r,
             buckets=WAIT_BUCKETS,
         )
+        self.budget_spent = Gauge(
+            "budget_spent",
+            "Codegen calls in the current window of the organization's budget (all replicas)",
+            ["bucket"],
+            namespace=ns,
+            registry=r,
+        )
+        self.budget_left = Gauge(
+            "budget_left",
+            "Codegen calls the current window of the organization's budget still allows",
+            ["bucket"],
+            namespace=ns,
+            registry=r,
+        )
         self.poll_lag_seconds = Histogram(
             "poll_lag_seconds",
             "How late a due run was polled (poll time minus due time)",
@@ -166,6 +182,11 @@ class Metrics:
             return
         self.rate_limit_waits_total.labels(bucket=bucket).inc()
         self.rate_limit_wait_seconds.observe(seconds)
+
+    def budget_seen(self, bucket: str, *, spent: int, limit: int) -> None:
+        """The window of `bucket` as a spend found it: `spent` of `limit` calls used."""
+        self.budget_spent.labels(bucket=bucket).set(spent)
+        self.budget_left.labels(bucket=bucket).set(max(0, limit - spent))
 
     def tick_took(self, job: str, seconds: float) -> None:
         self.tick_seconds.labels(job=job).observe(seconds)

@@ -65,6 +65,9 @@ class OrgBudget:
         )
         if self.metrics is not None:
             self.metrics.rate_limit_waited(bucket, spend.wait)
+            self.metrics.budget_seen(
+                bucket, spent=spend.in_window.get(bucket, 0), limit=self.limits[bucket][0]
+            )
         return spend
 
     async def left(self, spend: Spend, *, at: datetime) -> None:

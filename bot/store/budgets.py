@@ -15,7 +15,7 @@ the API counts arrivals, so the window here must too.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select, update
@@ -43,6 +43,9 @@ class Spend:
     wait: float
     spend_ids: tuple[int, ...] = ()
     full_bucket: str | None = None
+    # Calls in each window once this try is done (this one included when it was spent), as
+    # far as the window's limit: what is spent and left, for the metrics.
+    in_window: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,11 @@ class BudgetStore:
             ]
             now = clock()
             wait, full = 0.0, None
+            counts: dict[str, int] = {}
             for window, blocked_until in zip(ordered, blocks, strict=True):
                 if blocked_until is not None and blocked_until > now:
                     this = (blocked_until - now).total_seconds()
+                    counts[window.bucket] = window.limit  # blocked: nothing is left
                 else:
                     # The window only needs its newest `limit` spends to say when one leaves.
                     spent = await session.scalars(
@@ -84,19 +89,25 @@ class BudgetStore:
                         .order_by(RateSpend.spent_at.desc())
                         .limit(window.limit)
                     )
+                    times = list(spent.all())
+                    counts[window.bucket] = len(times)
                     this = wait_before_next(
-                        list(spent.all()), limit=window.limit, window=window.seconds, now=now
+                        times, limit=window.limit, window=window.seconds, now=now
                     )
                 if this > wait:
                     wait, full = this, window.bucket
             if wait > 0:
-                return Spend(wait=wait, full_bucket=full)
+                return Spend(wait=wait, full_bucket=full, in_window=counts)
             ids = await session.scalars(
                 insert(RateSpend)
                 .values([{"org_id": org_id, "bucket": w.bucket, "spent_at": now} for w in ordered])
                 .returning(RateSpend.id)
             )
-            return Spend(wait=0.0, spend_ids=tuple(ids.all()))
+            return Spend(
+                wait=0.0,
+                spend_ids=tuple(ids.all()),
+                in_window={bucket: count + 1 for bucket, count in counts.items()},
+            )
 
     async def restamp(self, spend_ids: Sequence[int], *, at: datetime) -> None:
         """The call spent as `spend_ids` left at `at`: count it from then (never earlier)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.clock import FakeClock
+from bot.metrics import Metrics
 from bot.runs.budget import CREATE, READ, OrgBudget
 from bot.runs.dispatcher import queue_note, round_eta
 from bot.store.store import Store
@@ -87,3 +88,32 @@ def test_a_waiting_cards_note_changes_with_its_place_not_with_the_time(clock: Fa
     assert queue_note(3, start) == note
     assert queue_note(2, start) != note  # moved up
     assert queue_note(3, start + timedelta(seconds=30)) != note  # pushed back (a 429)
+
+
+async def test_metrics_show_what_each_window_has_spent_and_left(
+    store: Store, clock: FakeClock
+) -> None:
+    metrics = Metrics()
+    org = OrgBudget(store=store, clock=clock, org_id=1, creates_per_minute=10, metrics=metrics)
+    other_replica = budget(store, clock)  # shares the store, counts toward the same window
+
+    def window(bucket: str) -> tuple[float | None, float | None]:
+        return (
+            metrics.registry.get_sample_value("codegen_bot_budget_spent", {"bucket": bucket}),
+            metrics.registry.get_sample_value("codegen_bot_budget_left", {"bucket": bucket}),
+        )
+
+    for _ in range(3):
+        await other_replica.try_spend(CREATE)
+    await org.try_spend(CREATE)
+    assert window(CREATE) == (4, 6)
+    for _ in range(6):
+        await org.try_spend(CREATE)
+    assert window(CREATE) == (10, 0)
+    assert await org.try_spend(CREATE) > 0  # refused: still 10 spent, none left
+    assert window(CREATE) == (10, 0)
+    clock.advance(62)
+    await org.try_spend(READ)
+    await org.try_spend(CREATE)
+    assert window(READ) == (1, 59)
+    assert window(CREATE) == (1, 9)  # the old window has passed

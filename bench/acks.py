@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import statistics
 import sys
 import tempfile
@@ -35,6 +36,8 @@ from slack_sdk.signature import SignatureVerifier
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.stats import percentile  # noqa: E402
 
 SECRET = "acks-bench-signing-secret"
 BOT_TOKEN = "xoxb-acks-bench"
@@ -69,8 +72,6 @@ def _clean_env(**settings: str) -> dict[str, str]:
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -199,11 +200,6 @@ def _slash(n: int, response_url: str) -> tuple[str, dict[str, str]]:
     }
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def load(
     server: Server, *, requests: int, concurrency: int, response_urls: list[str], offset: int
 ) -> AckFigures:
@@ -237,7 +233,7 @@ async def load(
         cpu = _cpu_seconds(server.process.pid) - cpu_before
     return AckFigures(
         p50_ms=statistics.median(latencies),
-        p99_ms=_percentile(latencies, 0.99),
+        p99_ms=percentile(latencies, 0.99),
         acked=acked,
         requests=requests,
         cpu_ms_per_request=cpu * 1000 / requests,

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/tracker_reads.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
+from bench.stats import percentile  # noqa: E402
 from bot.app import Runtime, build_runtime  # noqa: E402
 from bot.clock import FakeClock  # noqa: E402
 from bot.codegen.models import CreateAgentRunInput  # noqa: E402
@@ -96,12 +97,11 @@ class Figures:
         values = self.latencies if until == "noticed" else self.reply_latencies
         if not values:
             return float("nan")
-        ordered = sorted(values)
         if which == "mean":
-            return statistics.fmean(ordered)
+            return statistics.fmean(values)
         if which == "p95":
-            return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
-        return ordered[-1]
+            return percentile(values, 0.95)
+        return max(values)
 
 
 def bench_emulator(clock: FakeClock) -> EmulatorState:

@@ -55,7 +55,7 @@ class OrgBudget:
         return (await self.take(bucket, reserve=reserve)).wait
 
     async def take(self, bucket: str, *, reserve: int = 0) -> Spend:
-        """As try_spend, with the spend's id: a caller whose call may leave later than now
+        """As try_spend, with the spend's ids: a caller whose call may leave later than now
         (a create, after a database write) passes it to `left` when it does."""
         limit, window = self.limits[bucket]
         spend = await self.store.budgets.try_spend(
@@ -65,9 +65,7 @@ class OrgBudget:
         )
         if self.metrics is not None:
             self.metrics.rate_limit_waited(bucket, spend.wait)
-            self.metrics.budget_seen(
-                bucket, spent=spend.in_window.get(bucket, 0), limit=self.limits[bucket][0]
-            )
+            self.metrics.budget_seen(bucket, spent=spend.in_window.get(bucket, 0), limit=limit)
         return spend
 
     async def left(self, spend: Spend, *, at: datetime) -> None:

@@ -79,17 +79,14 @@ class BudgetStore:
                     counts[window.bucket] = window.limit  # blocked: nothing is left
                 else:
                     # The window only needs its newest `limit` spends to say when one leaves.
-                    spent = await session.scalars(
-                        select(RateSpend.spent_at)
-                        .where(
-                            RateSpend.org_id == org_id,
-                            RateSpend.bucket == window.bucket,
-                            RateSpend.spent_at > now - timedelta(seconds=window.seconds),
-                        )
-                        .order_by(RateSpend.spent_at.desc())
-                        .limit(window.limit)
+                    times = await self._spent(
+                        session,
+                        org_id=org_id,
+                        bucket=window.bucket,
+                        now=now,
+                        window=window.seconds,
+                        newest=window.limit,
                     )
-                    times = list(spent.all())
                     counts[window.bucket] = len(times)
                     this = wait_before_next(
                         times, limit=window.limit, window=window.seconds, now=now
@@ -160,13 +157,22 @@ class BudgetStore:
         return (await session.execute(statement)).scalar_one()
 
     async def _spent(
-        self, session: AsyncSession, *, org_id: int, bucket: str, now: datetime, window: float
+        self,
+        session: AsyncSession,
+        *,
+        org_id: int,
+        bucket: str,
+        now: datetime,
+        window: float,
+        newest: int | None = None,
     ) -> list[datetime]:
-        rows = await session.scalars(
-            select(RateSpend.spent_at).where(
-                RateSpend.org_id == org_id,
-                RateSpend.bucket == bucket,
-                RateSpend.spent_at > now - timedelta(seconds=window),
-            )
+        """The spends in the window (only the `newest` so many, when given)."""
+        query = select(RateSpend.spent_at).where(
+            RateSpend.org_id == org_id,
+            RateSpend.bucket == bucket,
+            RateSpend.spent_at > now - timedelta(seconds=window),
         )
+        if newest is not None:
+            query = query.order_by(RateSpend.spent_at.desc()).limit(newest)
+        rows = await session.scalars(query)
         return list(rows.all())

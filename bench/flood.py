@@ -24,7 +24,9 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import timedelta
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -36,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/flood.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from bot.app import build_bolt_app, build_runtime, build_web_app  # noqa: E402
+from bot.app import Runtime, build_bolt_app, build_runtime, build_web_app  # noqa: E402
 from bot.clock import FakeClock  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.devtools.emulator import EmulatorState, create_emulator_app, most_in_window  # noqa: E402
@@ -82,8 +84,106 @@ def _per_minute(times: list, limit: int) -> str:  # type: ignore[type-arg]
     return f"{most_in_window(times, seconds=60):6d} in a minute at most (Slack: {limit})"
 
 
-async def flood(requests: int, concurrency: int, channels: int) -> bool:
-    wall = time.perf_counter()
+@dataclass
+class BotOverHttp:
+    """The bot behind uvicorn on loopback, the emulator and the fake Slack on one fake clock:
+    what the flood and the burst drive."""
+
+    clock: FakeClock
+    emulator: EmulatorState
+    slack: FakeSlack
+    runtime: Runtime
+    settings: Settings
+    http: httpx.AsyncClient
+    channels: list[str]
+    acked: int = 0
+    refused: int = 0
+
+    async def slash(self, n: int) -> None:
+        """Send the n-th slash command (`task n`), signed, as Slack would."""
+        body, headers = _slash(
+            f"task {n}",
+            channel=self.channels[n % len(self.channels)],
+            user=_user(n),
+            response_url=self.slack.response_url(),
+        )
+        response = await self.http.post("/slack/events", content=body, headers=headers)
+        if response.status_code == 200 and "Queued" in response.text:
+            self.acked += 1
+        else:
+            self.refused += 1
+
+    async def step(self) -> None:
+        """One round of the scheduler's ticks, and what they woke."""
+        await self.runtime.dispatcher.tick()
+        await self.runtime.tracker.tick()
+        await self.runtime.settle()
+
+    async def quiet_for(self) -> float:
+        """Seconds until some work falls due (at least 1), to jump over quiet stretches."""
+        due = await self.runtime.store.next_due(read_every=self.settings.codegen_poll_min_seconds)
+        now = self.clock.now()
+        if due is not None and due > now:
+            return max(1.0, math.ceil((due - now).total_seconds()))
+        return 1.0
+
+    async def stored(self) -> int:
+        async with self.runtime.store.sessions() as session:
+            return int(await session.scalar(select(func.count()).select_from(QueuedRequest)) or 0)
+
+    async def outcome(self, requests: int) -> Outcome:
+        """What Slack and Codegen saw, and what the store holds, once the clock has run."""
+        rows = []
+        for user in {_user(n) for n in range(requests)}:
+            rows += await self.runtime.store.requests.recent(user_id=user, limit=requests)
+        tried_again = [
+            t
+            for t in (r.body.get("text", "") for r in self.slack.responses)
+            if "try again" in str(t)
+        ]
+        finals = [
+            c
+            for c in self.slack.calls_to("chat.postMessage")
+            if (c.get("metadata") or {}).get("event_type") == FINAL_REPLY_EVENT
+        ]
+        return Outcome(
+            created=[c.at for c in self.emulator.calls("create_run")],
+            failed=sum(1 for r in rows if r.status is RequestStatus.FAILED) + len(tried_again),
+            final_replies=len(finals),
+            codegen_429s=self.emulator.rate_limited_count,
+            slack_429s=self.slack.rate_limited(),
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    created: list[datetime]  # when each create reached the emulator
+    failed: int  # requests failed after their ack, or answered "try again"
+    final_replies: int
+    codegen_429s: int
+    slack_429s: int
+
+    @property
+    def most_creates_in_a_minute(self) -> int:
+        return most_in_window(self.created, seconds=60)
+
+    def nothing_lost(self, requests: int, *, acked: int, stored: int) -> bool:
+        return (
+            acked == stored == len(self.created) == requests
+            and self.failed == 0
+            and self.codegen_429s == 0
+            and self.slack_429s == 0
+            and self.most_creates_in_a_minute <= CREATES_PER_MINUTE
+            and self.final_replies == requests
+        )
+
+
+def _user(n: int) -> str:
+    return f"U{n % 40:03d}"
+
+
+@contextlib.asynccontextmanager
+async def bot_over_http(*, channels: int) -> AsyncIterator[BotOverHttp]:
     clock = FakeClock()
     emulator = EmulatorState(
         token=CODEGEN_TOKEN, org_id=ORG_ID, clock=clock, pending_seconds=5, active_seconds=20
@@ -122,95 +222,59 @@ async def flood(requests: int, concurrency: int, channels: int) -> bool:
             http = await stack.enter_async_context(
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
             )
+            yield BotOverHttp(clock, emulator, slack, runtime, settings, http, names)
 
-            gate = asyncio.Semaphore(concurrency)
-            acked = refused = 0
 
-            async def send(n: int) -> None:
-                nonlocal acked, refused
-                body, headers = _slash(
-                    f"task {n}",
-                    channel=names[n % channels],
-                    user=f"U{n % 40:03d}",
-                    response_url=slack.response_url(),
-                )
-                async with gate:
-                    response = await http.post("/slack/events", content=body, headers=headers)
-                if response.status_code == 200 and "Queued" in response.text:
-                    acked += 1
-                else:
-                    refused += 1
+async def flood(requests: int, concurrency: int, channels: int) -> bool:
+    wall = time.perf_counter()
+    async with bot_over_http(channels=channels) as bot:
+        gate = asyncio.Semaphore(concurrency)
 
-            sent_at = time.perf_counter()
-            await asyncio.gather(*(send(n) for n in range(requests)))
-            ack_seconds = time.perf_counter() - sent_at
-            async with runtime.store.sessions() as session:
-                stored = int(
-                    await session.scalar(select(func.count()).select_from(QueuedRequest)) or 0
-                )
-            await runtime.settle()
+        async def send(n: int) -> None:
+            async with gate:
+                await bot.slash(n)
 
-            # Drive the clock as the scheduler would, jumping over quiet stretches.
-            limit = clock.now() + timedelta(hours=12)
-            while clock.now() < limit:
-                await runtime.dispatcher.tick()
-                await runtime.tracker.tick()
-                await runtime.settle()
-                if not await runtime.unfinished():
-                    break
-                due = await runtime.store.next_due(read_every=settings.codegen_poll_min_seconds)
-                now = clock.now()
-                step = 1.0
-                if due is not None and due > now:
-                    step = max(1.0, math.ceil((due - now).total_seconds()))
-                clock.advance(step)
+        sent_at = time.perf_counter()
+        await asyncio.gather(*(send(n) for n in range(requests)))
+        ack_seconds = time.perf_counter() - sent_at
+        stored = await bot.stored()
+        await bot.runtime.settle()
 
-            created = emulator.calls("create_run")
-            rows = []
-            for user in {f"U{n % 40:03d}" for n in range(requests)}:
-                rows += await runtime.store.requests.recent(user_id=user, limit=requests)
-            failed = [r for r in rows if r.status is RequestStatus.FAILED]
-            tried_again = [
-                t
-                for t in (r.body.get("text", "") for r in slack.responses)
-                if "try again" in str(t)
-            ]
-            finals = [
-                c
-                for c in slack.calls_to("chat.postMessage")
-                if (c.get("metadata") or {}).get("event_type") == FINAL_REPLY_EVENT
-            ]
-            updates = [c.at for c in slack.calls_to("chat.update")]
-            posts = slack.calls_to("chat.postMessage")
-            busiest = max(
-                (
-                    most_in_window([c.at for c in posts if c.get("channel") == n], seconds=10)
-                    for n in names
-                ),
-                default=0,
-            )
-            simulated = (clock.now() - limit + timedelta(hours=12)).total_seconds()
+        # Drive the clock as the scheduler would, jumping over quiet stretches.
+        began = bot.clock.now()
+        while bot.clock.now() < began + timedelta(hours=12):
+            await bot.step()
+            if not await bot.runtime.unfinished():
+                break
+            bot.clock.advance(await bot.quiet_for())
 
-    ok = (
-        acked == stored == len(created) == requests
-        and not failed
-        and not tried_again
-        and emulator.rate_limited_count == 0
-        and slack.rate_limited() == 0
-        and most_in_window([c.at for c in created], seconds=60) <= CREATES_PER_MINUTE
-        and len(finals) == requests
-    )
+        outcome = await bot.outcome(requests)
+        slack = bot.slack
+        updates = [c.at for c in slack.calls_to("chat.update")]
+        posts = slack.calls_to("chat.postMessage")
+        busiest = max(
+            (
+                most_in_window([c.at for c in posts if c.get("channel") == n], seconds=10)
+                for n in bot.channels
+            ),
+            default=0,
+        )
+        simulated = (bot.clock.now() - began).total_seconds()
+        acked, refused = bot.acked, bot.refused
+
+    ok = outcome.nothing_lost(requests, acked=acked, stored=stored)
     update_limit = METHOD_RATES["chat.update"].limit
+    created = len(outcome.created)
     lines = [
         f"flood: {requests} slash commands, {concurrency} at a time, over {channels} channels",
         f"  acked                 {acked:6d}   (goal {requests}; refused {refused})",
         f"  stored at ack         {stored:6d}   (goal {requests})",
-        f"  created               {len(created):6d}   (goal {requests}, once each)",
-        f"  failed after ack      {len(failed) + len(tried_again):6d}   (goal 0)",
-        f"  final replies         {len(finals):6d}   (goal {requests}, once each)",
-        f"  429s at the emulator  {emulator.rate_limited_count:6d}   (goal 0)",
-        f"  429s at Slack         {slack.rate_limited():6d}   (goal 0)",
-        f"  creates in any 60 s   {most_in_window([c.at for c in created], seconds=60):6d}"
+        f"  created               {created:6d}   (goal {requests}, once each)",
+        f"  failed after ack      {outcome.failed:6d}   (goal 0)",
+        f"  final replies         {outcome.final_replies:6d}   (goal {requests}, once each)",
+        f"  429s at the emulator  {outcome.codegen_429s:6d}   (goal 0)",
+        f"  429s at Slack         {outcome.slack_429s:6d}   (goal 0)",
+        f"  creates in any 60 s   {outcome.most_creates_in_a_minute:6d}"
         f"   (Codegen: {CREATES_PER_MINUTE})",
         f"  chat.update           {_per_minute(updates, update_limit)}",
         f"  chat.postMessage      {busiest:6d} in 10 s in one channel at most"

@@ -196,6 +196,7 @@ async def build_runtime(
         clock=clock,
         budget=SlackBudget(store=store, clock=clock),
         on_error=metrics.slack_error,
+        on_call=metrics.slack_call,
     )
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
     cards = RunCards(slack=slack, clock=clock)
@@ -327,6 +328,7 @@ def build_web_app(runtime: Runtime, bolt: AsyncApp | None) -> Starlette:
             clock=runtime.clock,
             max_attempts=1,
             on_error=runtime.metrics.slack_error,
+            on_call=runtime.metrics.slack_call,
         )
     secret = runtime.settings.slack_signing_secret
     return build_http_app(

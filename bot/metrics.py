@@ -18,6 +18,7 @@ Exposed names carry the `codegen_bot_` prefix (counters end in `_total`):
 | budget_spent | gauge | bucket (create, read): calls in the current window, all replicas |
 | budget_left | gauge | bucket (create, read): calls the current window still allows |
 | poll_lag_seconds | histogram | |
+| slack_calls_total | counter | method, outcome (OUTCOMES in bot.slack.gateway) |
 | slack_errors_total | counter | method, error |
 | tick_seconds | histogram | job (dispatch, poll, renew, reap, prune, optimize) |
 | card_lag_seconds | histogram | |
@@ -139,6 +140,14 @@ class Metrics:
             registry=r,
             buckets=LAG_BUCKETS,
         )
+        self.slack_calls_total = Counter(
+            "slack_calls",
+            "Slack Web API call attempts by method and outcome (no_budget: held back unsent "
+            "to keep inside Slack's rate tiers)",
+            ["method", "outcome"],
+            namespace=ns,
+            registry=r,
+        )
         self.slack_errors_total = Counter(
             "slack_errors",
             "Slack Web API calls that failed, by method and Slack error code",
@@ -190,6 +199,10 @@ class Metrics:
 
     def tick_took(self, job: str, seconds: float) -> None:
         self.tick_seconds.labels(job=job).observe(seconds)
+
+    def slack_call(self, method: str, outcome: str) -> None:
+        """Count one attempt at a Slack call by what became of it."""
+        self.slack_calls_total.labels(method=method, outcome=outcome).inc()
 
     def slack_error(self, method: str, error: str | None) -> None:
         """Count a failed Slack call (`error` is Slack's error code, e.g. `channel_not_found`)."""

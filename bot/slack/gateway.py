@@ -11,8 +11,10 @@ SlackUnavailable with the wait and the caller makes it again later. 5xx and conn
 are retried with growing waits on the injected clock, except where Slack may have acted on
 the call: a post is then looked for (by the key in its metadata) before it is sent again.
 Reactions that are already in the wanted state (already_reacted, no_reaction) are not
-failures. Every failure is logged with the caller's context and counted
-(`on_error`), so callers that carry on regardless only decide what to do next.
+failures. Every failure is logged with the caller's context and counted by Slack's error code
+(`on_error`), so callers that carry on regardless only decide what to do next; every attempt
+is counted by its outcome (`on_call`: ok, refused, ratelimited, server_error, transport_error,
+no_budget when the budget held it back unsent).
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ PERMANENT_ERRORS = frozenset(
 HARMLESS_ERRORS = frozenset({"already_reacted", "no_reaction"})
 
 ErrorHook = Callable[[str, str], None]
+CallHook = Callable[[str, str], None]  # (method, outcome): one of OUTCOMES
+
+# What became of one attempt at a call, as counted by `on_call`.
+OUTCOMES = ("ok", "refused", "ratelimited", "server_error", "transport_error", "no_budget")
 
 # Every message the bot posts carries a key in its metadata (under this event type unless the
 # caller gives one), so that it can be found again after an ambiguous failure.
@@ -76,6 +82,7 @@ class SlackGateway:
         max_wait: float = 60.0,
         max_total_wait: float = 90.0,
         on_error: ErrorHook | None = None,
+        on_call: CallHook | None = None,
     ) -> None:
         self.client = client
         self.clock = clock
@@ -84,6 +91,7 @@ class SlackGateway:
         self.max_wait = max_wait
         self.max_total_wait = max_total_wait
         self.on_error = on_error
+        self.on_call = on_call
 
     async def call(
         self,
@@ -109,13 +117,16 @@ class SlackGateway:
             await self._spend(method, channel=channel, priority=priority, context=context)
             try:
                 response = await send(**params)
+                self._outcome(method, "ok")
                 return dict(response.data) if isinstance(response.data, dict) else {}
             except SlackApiError as error:
                 status = error.response.status_code
                 code = _error_code(error.response)
                 if code in HARMLESS_ERRORS:
+                    self._outcome(method, "ok")
                     return dict(error.response.data)
                 if status == 429:
+                    self._outcome(method, "ratelimited")
                     retry_after = error.response.headers.get("Retry-After")
                     wait = parse_retry_after(
                         str(retry_after) if retry_after is not None else None,
@@ -139,6 +150,7 @@ class SlackGateway:
                     waited += wait
                     continue
                 if status >= 500:
+                    self._outcome(method, "server_error")
                     kind = f"http_{status}"
                     self._count(method, kind)
                     wait = min(2.0**attempt, self.max_wait)
@@ -152,10 +164,12 @@ class SlackGateway:
                     continue
                 level = logging.WARNING if code in PERMANENT_ERRORS else logging.ERROR
                 log.log(level, "slack %s failed: %s %s", method, code, context)
+                self._outcome(method, "refused")
                 self._count(method, code)
                 raise SlackRefused(method, code) from None
             except (TimeoutError, OSError, aiohttp.ClientError) as error:
                 kind = type(error).__name__
+                self._outcome(method, "transport_error")
                 self._count(method, kind)
                 # A connection that was never made carried nothing; anything later may have.
                 ambiguous = not isinstance(
@@ -179,6 +193,7 @@ class SlackGateway:
         try:
             await self.budget.spend(method, channel=channel, priority=priority)
         except SlackUnavailable as spent:
+            self._outcome(method, "no_budget")
             self._count(method, "budget")
             level = logging.DEBUG if priority is Priority.LOW else logging.INFO
             log.log(level, "slack %s not called: %s %s", method, spent.error, context)
@@ -223,6 +238,10 @@ class SlackGateway:
         else:
             log.error("slack %s unavailable (%s), giving up for now %s", method, error, context)
         return SlackUnavailable(method, error, ambiguous=ambiguous)
+
+    def _outcome(self, method: str, outcome: str) -> None:
+        if self.on_call is not None:
+            self.on_call(method, outcome)
 
     def _count(self, method: str, error: str) -> None:
         if self.on_error is not None:

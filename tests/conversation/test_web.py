@@ -166,6 +166,10 @@ async def test_metrics_move_in_a_conversation(sqlite_url: str) -> None:
         assert value(after, "codegen_bot_poll_lag_seconds_count") >= 2
         slack_errors = "codegen_bot_slack_errors_total"
         assert value(after, slack_errors, method="chat.update", error="channel_not_found") == 1
+        slack_calls = "codegen_bot_slack_calls_total"
+        assert value(after, slack_calls, method="chat.update", outcome="refused") == 1
+        assert value(after, slack_calls, method="chat.update", outcome="ok") >= 3
+        assert value(after, slack_calls, method="chat.postMessage", outcome="ok") >= 3
         # What the emulator saw agrees with the counters.
         assert len(chat.emulator.created_bodies()) == 2
         assert len(chat.emulator.calls("create_run")) == 3

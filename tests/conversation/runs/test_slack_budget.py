@@ -30,6 +30,14 @@ async def test_a_burst_of_36_stays_inside_slacks_rates_and_reports_every_run_onc
         await chat.run_until_idle(limit=4 * 3600, step=2)
 
         assert chat.slack.rate_limited() == 0  # Slack never had to say no
+        # The bot held calls back instead, and /metrics counts them apart from those it made.
+        calls = chat.runtime.metrics.registry.get_sample_value
+        held = calls(
+            "codegen_bot_slack_calls_total", {"method": "chat.update", "outcome": "no_budget"}
+        )
+        made = calls("codegen_bot_slack_calls_total", {"method": "chat.update", "outcome": "ok"})
+        assert held and held > 0
+        assert made == len(chat.slack.calls_to("chat.update"))
         assert len(chat.emulator.created_bodies()) == BURST
         threads = [(c, root) for c in CHANNELS for root in roots(chat, c)]
         assert len(threads) == BURST

@@ -19,6 +19,13 @@ async def _until_active(chat: Conversation) -> str:
     return card
 
 
+def _calls(chat: Conversation, method: str, outcome: str) -> float:
+    """codegen_bot_slack_calls_total{method, outcome} as /metrics shows it."""
+    labels = {"method": method, "outcome": outcome}
+    found = chat.runtime.metrics.registry.get_sample_value("codegen_bot_slack_calls_total", labels)
+    return found or 0.0
+
+
 async def test_a_429_on_the_card_edit_blocks_that_method_for_its_retry_after(
     sqlite_url: str,
 ) -> None:
@@ -27,6 +34,7 @@ async def test_a_429_on_the_card_edit_blocks_that_method_for_its_retry_after(
         chat.slack.rate_limit_next("chat.update", retry_after=7)
         await chat.run_until_idle()
         assert chat.slack.faults[("chat.update", "ratelimited")] == 1
+        assert _calls(chat, "chat.update", "ratelimited") == 1
         _starting, refused, again, *_ = [
             c for c in chat.slack.calls_to("chat.update") if c.get("ts") == card
         ]
@@ -54,6 +62,7 @@ async def test_a_5xx_on_the_card_edit_is_retried(sqlite_url: str) -> None:
         chat.slack.server_error_next("chat.update", 503, times=2)
         await chat.run_until_idle()
         assert chat.slack.faults[("chat.update", "server_error")] == 2
+        assert _calls(chat, "chat.update", "server_error") == 2
         assert chat.clock.slept[:2] == [2.0, 4.0]  # back-off between the tries
         assert [headline(t) for t in edits(chat.slack, card)].count("Running") == 3
         [root] = roots(chat)

@@ -25,21 +25,22 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/tracker_reads.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
+from bench.settings import BOT_TOKEN, ORG_ID, TOKEN, bench_settings  # noqa: E402
 from bench.stats import percentile  # noqa: E402
 from bot.app import Runtime, build_runtime  # noqa: E402
 from bot.clock import FakeClock  # noqa: E402
 from bot.codegen.models import CreateAgentRunInput  # noqa: E402
-from bot.config import Settings  # noqa: E402
 from bot.devtools.emulator import (  # noqa: E402
     EmulatorState,
     create_emulator_app,
@@ -53,9 +54,6 @@ from bot.runs.reading import ListPages, OneGetPerRun  # noqa: E402
 from bot.slack.cards import FINAL_REPLY_EVENT, notified_key  # noqa: E402
 from bot.store.tables import QueuedRequest, RequestStatus, TrackedRun  # noqa: E402
 
-TOKEN = "bench-codegen-token"
-BOT_TOKEN = "xoxb-bench"
-ORG_ID = 7
 READ_LIMIT = 60
 READ_WINDOW = 30.0
 READ_KINDS = ("list_runs", "get_run")
@@ -118,24 +116,6 @@ def bench_emulator(clock: FakeClock) -> EmulatorState:
     )
 
 
-def bench_settings(
-    *, slack_api_url: str, codegen_url: str, database_url: str, **overrides: Any
-) -> Settings:
-    """The bot's settings in the tracker benches (HTTP mode, no .env file read)."""
-    return Settings(
-        slack_bot_token=BOT_TOKEN,
-        slack_signing_secret="bench-secret",
-        slack_api_url=slack_api_url,
-        codegen_api_token=TOKEN,
-        codegen_org_id=ORG_ID,
-        codegen_api_url=codegen_url,
-        database_url=database_url,
-        bot_mode="http",
-        _env_file=None,  # type: ignore[call-arg]
-        **overrides,
-    )
-
-
 async def _seed(
     runtime: Runtime,
     emulator: EmulatorState,
@@ -163,54 +143,83 @@ async def _seed(
             ours.append(run.id)
         elif elsewhere and rng.random() < elsewhere / (runs + others + newer - len(ours_at)):
             emulator.run(run.id).source_type = "SLACK"  # started in Codegen's own Slack app
-    now = runtime.clock.now()
-    requests, tracked = [], []
+    runs_in_slack = []
     for run_id in ours:
         meta = emulator.run(run_id).metadata or {}
-        request_id = str(meta["request_id"])
         channel = f"C{run_id}"  # one channel each keeps the fake Slack's lookups small
         thread = slack.add_message(channel, f"task for run {run_id}", "U1")
         card = slack.add_message(
             channel, f"run {run_id} card", slack.bot_user_id, thread_ts=thread, bot_id=slack.bot_id
         )
+        runs_in_slack.append(
+            SeededRun(run_id, meta, emulator.run(run_id).web_url, channel, thread, card)
+        )
+    await insert_tracked(
+        runtime.store.sessions,
+        tracked_rows(runs_in_slack, now=runtime.clock.now(), rng=rng, poll_min=poll_min),
+    )
+    return ours
+
+
+@dataclass(frozen=True)
+class SeededRun:
+    """A run in flight at the emulator, with its thread and card in the fake Slack."""
+
+    id: int
+    metadata: dict[str, Any]  # as sent at creation: `request_id` among them
+    web_url: str
+    channel: str
+    thread_ts: str
+    card_ts: str
+
+
+def tracked_rows(
+    runs: list[SeededRun], *, now: datetime, rng: random.Random, poll_min: float
+) -> tuple[list[QueuedRequest], list[TrackedRun]]:
+    """The store's rows for runs the bot started and follows: their requests, and the runs
+    (due at random moments within the minimum interval, as after a steady state)."""
+    requests: list[QueuedRequest] = []
+    tracked: list[TrackedRun] = []
+    for run in runs:
+        request_id = str(run.metadata["request_id"])
         requests.append(
             QueuedRequest(
                 id=request_id,
                 org_id=ORG_ID,
                 status=RequestStatus.DISPATCHED,
-                prompt=f"task for run {run_id}",
+                prompt=f"task for run {run.id}",
                 images=[],
                 skipped_files=[],
                 options=StoredOptions(),
-                run_metadata=meta,
+                run_metadata=run.metadata,
                 request_json={},
                 prepared=True,
                 team_id="T1",
-                channel_id=channel,
+                channel_id=run.channel,
                 user_id="U1",
                 trigger=Trigger.SLASH_COMMAND,
-                thread_ts=thread,
+                thread_ts=run.thread_ts,
                 next_attempt_at=now,
-                run_id=run_id,
+                run_id=run.id,
                 created_at=now,
                 updated_at=now,
             )
         )
         tracked.append(
             TrackedRun(
-                id=run_id,
+                id=run.id,
                 org_id=ORG_ID,
                 request_id=request_id,
-                prompt=f"task for run {run_id}",
+                prompt=f"task for run {run.id}",
                 options=StoredOptions(),
                 status="ACTIVE",
-                web_url=emulator.run(run_id).web_url,
+                web_url=run.web_url,
                 pull_requests=[],
                 team_id="T1",
-                channel_id=channel,
+                channel_id=run.channel,
                 user_id="U1",
-                thread_ts=thread,
-                card_ts=card,
+                thread_ts=run.thread_ts,
+                card_ts=run.card_ts,
                 tracking=True,
                 next_poll_at=now + timedelta(seconds=rng.uniform(0, poll_min)),
                 poll_interval=poll_min,
@@ -220,11 +229,18 @@ async def _seed(
                 last_change_at=now,
             )
         )
-    async with runtime.store.sessions.begin() as session:
+    return requests, tracked
+
+
+async def insert_tracked(
+    sessions: async_sessionmaker[AsyncSession],
+    rows: tuple[list[QueuedRequest], list[TrackedRun]],
+) -> None:
+    requests, tracked = rows
+    async with sessions.begin() as session:  # the requests first: runs refer to them
         session.add_all(requests)
-    async with runtime.store.sessions.begin() as session:
+    async with sessions.begin() as session:
         session.add_all(tracked)
-    return ours
 
 
 async def simulate(

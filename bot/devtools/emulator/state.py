@@ -239,6 +239,16 @@ class EmulatorState:
         self.runs[run_id].pinned_status = status
         self.runs[run_id].pinned_at = self.clock.now()
 
+    def seed_run(
+        self, prompt: str, *, metadata: dict[str, Any] | None, status: str, base_url: str
+    ) -> EmulatedRun:
+        """A run that exists already, in `status` (pinned), with no call on record: the
+        starting point of benches with thousands of runs in flight."""
+        body = CreateAgentRunInput(prompt=prompt, metadata=metadata)
+        run = self._create_run(body, base_url=base_url)
+        self.set_status(run.id, status)
+        return run
+
     def clear_rate_limits(self) -> None:
         self.create_limiter.clear()
         self.read_limiter.clear()

@@ -6,13 +6,17 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.errors import ConfigError
 from bot.logs import configure_logging
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 log = logging.getLogger("bot")
 
@@ -22,6 +26,21 @@ DEFAULT_CONSOLE_WAIT = 120.0
 
 def loud(lines: list[str]) -> None:
     print(BANNER_RULE, *lines, BANNER_RULE, sep="\n", file=sys.stderr, flush=True)
+
+
+def _load_settings() -> Settings:
+    from bot.config import load_settings  # pydantic: after `run` has paused the collector
+
+    return load_settings()
+
+
+def _start_up_done() -> None:
+    """What start-up made (modules, classes, table mappings, models: about half a million
+    objects) lives as long as the process. Collecting while it was made cost about a fifth of
+    the start; scanning it again in every full collection would stall acks later. Frozen, the
+    collector leaves it alone from now on."""
+    gc.freeze()
+    gc.enable()
 
 
 async def run_bot(settings: Settings, mode: str) -> None:
@@ -43,6 +62,7 @@ async def run_bot(settings: Settings, mode: str) -> None:
         if mode == "http":
             web = build_web_app(runtime, bolt)
             async with serve_http(web, host="0.0.0.0", port=settings.port) as port:
+                _start_up_done()
                 log.info(
                     "HTTP mode: Slack posts to http://<this host>:%s/slack/events; "
                     "health on /healthz and /readyz, metrics on /metrics",
@@ -76,14 +96,16 @@ async def _socket_mode(settings: Settings, runtime: Any, bolt: Any, stop: asynci
             log.info("Socket Mode; health and metrics on port %s", port)
         else:
             log.info("Socket Mode (set PORT to serve /healthz, /readyz and /metrics)")
+        _start_up_done()
         await link.run(stop)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    settings = _load_settings()
     configure_logging(log_format=settings.log_format, secrets=settings.secrets())
     mode = settings.resolved_mode(stdin_is_tty=sys.stdin.isatty())
     if mode == "console":
+        gc.enable()  # a conversation in the terminal: no ack path to keep clear
         return _console(settings, wait=DEFAULT_CONSOLE_WAIT, verbose=False)
     missing = settings.missing_for_mode(mode)
     if missing:
@@ -127,7 +149,7 @@ _WHAT = {
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    settings = _load_settings()
     return _console(
         settings,
         wait=args.wait,
@@ -164,7 +186,7 @@ def _console(
 def cmd_emulator(args: argparse.Namespace) -> int:
     from bot.devtools.emulator import serve
 
-    settings = load_settings()
+    settings = _load_settings()
     serve(
         port=args.port,
         token=settings.effective_codegen_token,
@@ -175,7 +197,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    settings = _load_settings()
     configure_logging(log_format=settings.log_format, secrets=settings.secrets())
     from bot.store.db import create_engine, migrate
 
@@ -265,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 0
+    if args.command == "run":
+        gc.disable()  # until serving: see _start_up_done
     try:
         return COMMANDS[args.command](args)
     except ConfigError as error:
@@ -272,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        gc.enable()
 
 
 if __name__ == "__main__":

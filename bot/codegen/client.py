@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Final, TypeVar
@@ -67,6 +68,7 @@ class CodegenClient:
         observer: Observer | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._org_id = org_id
@@ -80,6 +82,7 @@ class CodegenClient:
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
             transport=transport,
+            verify=verify,
             # Redirects could carry the Authorization header elsewhere; the API never redirects.
             follow_redirects=False,
         )

@@ -515,3 +515,17 @@ def test_readme_documents_every_setting_and_command() -> None:
         assert f"`codegen-bot {command}" in readme, f"codegen-bot {command} is not in README.md"
     quick_start = readme.split("## Quick start", 1)[1].split("##", 1)[0]
     assert "make run" in quick_start and "make test" in quick_start
+
+
+def test_the_command_line_loads_no_heavy_library_before_run_pauses_the_collector() -> None:
+    """`run` pauses garbage collection for start-up (bot.cli._start_up_done): only what is
+    imported after that point is spared the collections, so bot.cli itself stays light."""
+    script = (
+        "import sys, bot.cli\n"
+        "print(sorted(m for m in ('pydantic', 'sqlalchemy', 'slack_bolt', 'httpx')"
+        " if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -39,12 +39,13 @@ class Row:
     ok: bool | None  # None: shown for comparison, no goal
     baseline: float | None = None
     unit: str = ""
+    digits: int = 1
 
     def line(self) -> str:
         def fmt(x: float | None) -> str:
             if x is None:
                 return ""
-            return "nan" if math.isnan(x) else f"{x:,.1f}{self.unit}"
+            return "nan" if math.isnan(x) else f"{x:,.{self.digits}f}{self.unit}"
 
         verdict = "" if self.ok is None else ("PASS" if self.ok else "FALLS SHORT")
         return (
@@ -201,6 +202,7 @@ async def amain(args: argparse.Namespace) -> int:
             startup["bot"].median_s <= 2 * startup["bare"].median_s,
             startup["bare"].median_s,
             " s",
+            digits=2,
         ),
         Row(
             "start → /healthz (new database, migrating)",
@@ -209,6 +211,7 @@ async def amain(args: argparse.Namespace) -> int:
             None,
             startup["bare"].median_s,
             " s",
+            digits=2,
         ),
     ]
     if len(backends) == 1:

@@ -142,7 +142,6 @@ class Server:
                 DATABASE_URL=f"sqlite+aiosqlite:///{self.workdir / 'bot.db'}",
                 BOT_MODE="http",
                 PORT=str(self.port),
-                LOG_LEVEL="WARNING",
             )
         return env
 

@@ -286,7 +286,7 @@ async def measure(backend: str, *, runs: int, ticks: int) -> TickCost:
                 f"--slack-api-url={seeded['slack_api_url']}",
                 f"--codegen-api-url={seeded['codegen_api_url']}",
                 stdout=asyncio.subprocess.PIPE,
-                env={**os.environ, "LOG_LEVEL": "WARNING"},
+                env=os.environ.copy(),
             )
             out, _ = await bot.communicate()
             if bot.returncode != 0:

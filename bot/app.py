@@ -48,6 +48,7 @@ from bot.slack.gateway import SlackGateway
 from bot.store.db import create_engine, migrate
 from bot.store.leases import LEASE_SECONDS, RENEW_SECONDS
 from bot.store.store import Store
+from bot.traffic import AckTraffic
 from bot.web import READY_TIMEOUT_SECONDS, Health, build_http_app
 from handlers.slack import register
 
@@ -83,6 +84,7 @@ class Runtime:
     answers: Answers
     metrics: Metrics
     health: Health = field(default_factory=Health)
+    traffic: AckTraffic = field(default_factory=AckTraffic)
     ticks: Ticks | None = None
     lease_seconds: float = LEASE_SECONDS
 
@@ -226,7 +228,10 @@ async def build_runtime(
         http=http,
         clock=clock,
     )
+    # Counts the acks in flight: the dispatcher, intake and tracker make way for them.
+    traffic = AckTraffic()
     dispatcher = Dispatcher(
+        traffic=traffic,
         settings=settings,
         store=store,
         codegen=codegen,
@@ -241,6 +246,7 @@ async def build_runtime(
         lease_seconds=lease_seconds,
     )
     intake = Intake(
+        traffic=traffic,
         settings=settings,
         store=store,
         preparer=preparer,
@@ -252,6 +258,7 @@ async def build_runtime(
         lease_seconds=lease_seconds,
     )
     tracker = Tracker(
+        traffic=traffic,
         store=store,
         reader=Reader(codegen=codegen, budget=budget, plan=read_plan or ListPages()),
         reporter=Reporter(
@@ -284,6 +291,7 @@ async def build_runtime(
         answers=answers,
         metrics=metrics,
         lease_seconds=lease_seconds,
+        traffic=traffic,
     )
 
 
@@ -346,4 +354,5 @@ def build_web_app(runtime: Runtime, bolt: AsyncApp | None) -> Starlette:
         store=runtime.store,
         metrics=runtime.metrics,
         slack_probe=probe,
+        traffic=runtime.traffic,
     )

@@ -27,6 +27,7 @@ from bot.metrics import Metrics, render_latest
 from bot.slack.gateway import SlackGateway
 from bot.slack.inbound import Refused, read_request
 from bot.store.store import Store
+from bot.traffic import AckTraffic
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +60,15 @@ def build_http_app(
     metrics: Metrics,
     slack_probe: SlackGateway | None,
     signing_secret: str | None = None,
+    traffic: AckTraffic | None = None,
 ) -> Starlette:
     """The routes; /slack/events only with a Bolt app (HTTP mode), its requests checked
     against `signing_secret`. `slack_probe`: a gateway that tries once (None: no bot token,
     Slack is not checked)."""
     routes: list[Route] = []
     if bolt is not None:
-        routes.append(Route("/slack/events", _slack_events(bolt, signing_secret), methods=["POST"]))
+        events = _slack_events(bolt, signing_secret, traffic or AckTraffic())
+        routes.append(Route("/slack/events", events, methods=["POST"]))
 
     async def healthz(_request: Request) -> Response:
         """Alive: the process answers and its ticks are scheduled (503 while starting)."""
@@ -107,11 +110,18 @@ def build_http_app(
     return Starlette(routes=routes)
 
 
-def _slack_events(bolt: AsyncApp, signing_secret: str | None) -> Callable[..., Any]:
+def _slack_events(
+    bolt: AsyncApp, signing_secret: str | None, traffic: AckTraffic
+) -> Callable[..., Any]:
     """/slack/events: refuse what is not a readable, signed Slack request with a 4xx and one
-    log line (bot.slack.inbound), hand the rest to Bolt already parsed."""
+    log line (bot.slack.inbound), hand the rest to Bolt already parsed. Each request counts
+    as an ack in flight until its response is ready (bot.traffic)."""
 
     async def slack_events(request: Request) -> Response:
+        with traffic.acking():
+            return await handle(request)
+
+    async def handle(request: Request) -> Response:
         body = await request.body()
         verdict = read_request(
             body, headers=request.headers, signing_secret=signing_secret, now=time.time()

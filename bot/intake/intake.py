@@ -39,6 +39,7 @@ from bot.requests import RunRequest, StoredOptions
 from bot.store.leases import LEASE_SECONDS, new_lease_owner
 from bot.store.store import Store
 from bot.store.tables import QueuedRequest, RequestKind, RequestStatus
+from bot.traffic import AckTraffic
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,9 @@ class Intake:
         wake_dispatcher: Callable[[], None],
         prepare_concurrency: int = PREPARE_CONCURRENCY,
         lease_seconds: float = LEASE_SECONDS,
+        traffic: AckTraffic | None = None,
     ) -> None:
+        self.traffic = traffic or AckTraffic()
         self.settings = settings
         self.store = store
         self.preparer = preparer
@@ -170,6 +173,7 @@ class Intake:
     async def _prepare(self, row: QueuedRequest, request: RunRequest, *, owner: str) -> None:
         context = {"channel_id": request.slack.channel_id, "user_id": request.slack.user_id}
         async with self._preparing:
+            await self.traffic.make_way()  # the acks still arriving go first
             with log_context(request_id=row.id, **context):
                 try:
                     prepared = await self.preparer.prepare(row, owner=owner)

@@ -53,6 +53,7 @@ from bot.store.budgets import Spend
 from bot.store.leases import LEASE_SECONDS, new_lease_owner
 from bot.store.store import Store
 from bot.store.tables import QueuedRequest, RequestKind, TrackedRun
+from bot.traffic import AckTraffic
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,9 @@ class Dispatcher:
         metrics: Metrics,
         rand: Callable[[], float] = random.random,
         lease_seconds: float = LEASE_SECONDS,
+        traffic: AckTraffic | None = None,
     ) -> None:
+        self.traffic = traffic or AckTraffic()
         self.settings = settings
         self.store = store
         self.codegen = codegen
@@ -190,6 +193,7 @@ class Dispatcher:
                 # Slack had no room to prepare the one before: the rest wait in the outbox too.
                 waiting.setdefault(self._slack_busy_for, []).append(row.id)
                 continue
+            await self.traffic.make_way()  # acks first (bot.traffic)
             with log_context(request_id=row.id, channel_id=row.channel_id, user_id=row.user_id):
                 try:
                     outcome = await self._dispatch(row, owner)

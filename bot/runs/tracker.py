@@ -30,6 +30,7 @@ from bot.slack.cards import as_api_run
 from bot.store.leases import LEASE_SECONDS, new_lease_owner
 from bot.store.store import Store
 from bot.store.tables import TrackedRun
+from bot.traffic import AckTraffic
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,11 @@ class Tracker:
         min_interval: float,
         reads_per_second: float = READ_SHARE * READS_PER_WINDOW / READ_WINDOW,
         lease_seconds: float = LEASE_SECONDS,
+        traffic: AckTraffic | None = None,
     ) -> None:
         self.store = store
         self.reader = reader
+        self.traffic = traffic or AckTraffic()
         self.reporter = reporter
         self.clock = clock
         self.replica_id = replica_id
@@ -81,6 +84,7 @@ class Tracker:
         self.lease_seconds = lease_seconds
 
     async def tick(self) -> TickReport:
+        await self.traffic.make_way()  # acks first (bot.traffic)
         now = self.clock.now()
         owner = new_lease_owner(self.replica_id)
         plan = self.reader.plan

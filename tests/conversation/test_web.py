@@ -170,6 +170,9 @@ async def test_metrics_move_in_a_conversation(sqlite_url: str) -> None:
         assert value(after, slack_calls, method="chat.update", outcome="refused") == 1
         assert value(after, slack_calls, method="chat.update", outcome="ok") >= 3
         assert value(after, slack_calls, method="chat.postMessage", outcome="ok") >= 3
+        # Every request was counted as an ack in flight while it was handled (bot.traffic).
+        assert chat.runtime.traffic.answered >= 3
+        assert chat.runtime.traffic.in_flight == 0
         # What the emulator saw agrees with the counters.
         assert len(chat.emulator.created_bodies()) == 2
         assert len(chat.emulator.calls("create_run")) == 3

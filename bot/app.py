@@ -39,6 +39,7 @@ from bot.runs.budget import OrgBudget
 from bot.runs.dispatcher import Dispatcher
 from bot.runs.reading import ListPages, Reader, ReadPlan
 from bot.runs.reporting import Reporter
+from bot.runs.stopping import Stopper
 from bot.runs.tracker import Tracker
 from bot.runs.watchdog import Watchdog
 from bot.scheduler import Job, Ticks
@@ -82,6 +83,7 @@ class Runtime:
     dispatcher: Dispatcher
     tracker: Tracker
     answers: Answers
+    stopper: Stopper
     metrics: Metrics
     health: Health = field(default_factory=Health)
     traffic: AckTraffic = field(default_factory=AckTraffic)
@@ -127,6 +129,7 @@ class Runtime:
     async def settle(self) -> None:
         """Let intake and any dispatch it woke finish (console, tests, shutdown)."""
         await self.intake.idle()
+        await self.stopper.idle()
         await self.dispatcher.idle()
 
     async def unfinished(self) -> int:
@@ -277,6 +280,16 @@ async def build_runtime(
         lease_seconds=lease_seconds,
     )
     answers = Answers(store=store, settings=settings, clock=clock, catalog=catalog)
+    stopper = Stopper(
+        settings=settings,
+        store=store,
+        codegen=codegen,
+        budget=budget,
+        cards=cards,
+        replies=replies,
+        clock=clock,
+    )
+    await stopper.forget_refusals()
     return Runtime(
         settings=settings,
         clock=clock,
@@ -289,6 +302,7 @@ async def build_runtime(
         dispatcher=dispatcher,
         tracker=tracker,
         answers=answers,
+        stopper=stopper,
         metrics=metrics,
         lease_seconds=lease_seconds,
         traffic=traffic,
@@ -324,7 +338,7 @@ def build_bolt_app(runtime: Runtime) -> AsyncApp:
         # reads every frame's module: about 40 ms of start-up.
         name="codegen-bot",
     )
-    register(app, intake=runtime.intake, answers=runtime.answers)
+    register(app, intake=runtime.intake, answers=runtime.answers, stop=runtime.stopper.take)
     return app
 
 

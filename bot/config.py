@@ -60,6 +60,8 @@ class Settings(BaseSettings):
 
     allowed_slack_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_slack_channels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # May stop anyone's run (the requester may always stop their own).
+    admin_slack_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     max_images: int = Field(default=6, ge=0)
     max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
@@ -67,7 +69,9 @@ class Settings(BaseSettings):
 
     log_format: Literal["text", "json"] = "text"
 
-    @field_validator("allowed_slack_users", "allowed_slack_channels", mode="before")
+    @field_validator(
+        "allowed_slack_users", "allowed_slack_channels", "admin_slack_users", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_ids(value)

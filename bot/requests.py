@@ -26,6 +26,7 @@ __all__ = [
     "RunRequest",
     "SlackContext",
     "SlackFile",
+    "StopRequest",
     "StoredOptions",
     "Trigger",
 ]
@@ -39,6 +40,8 @@ class Trigger(StrEnum):
     APP_MENTION = "app_mention"
     THREAD_REPLY = "thread_reply"
     DIRECT_MESSAGE = "direct_message"
+    # A button on the bot's card (never a run's trigger: buttons only stop runs).
+    BUTTON = "button"
 
 
 class _Frozen(BaseModel):
@@ -110,6 +113,15 @@ class RunRequest(_Frozen):
                 "permalink": self.slack.permalink,
             },
         }
+
+
+class StopRequest(_Frozen):
+    """Someone asked to stop a run: `/codegen stop <id>`, `@Codegen stop` in a run's thread, or
+    the card's Stop button. `run_id` None: the latest run of the thread in `slack`."""
+
+    run_id: int | None = None
+    slack: SlackContext
+    response_url: str | None = None
 
 
 # -- where options came from ------------------------------------------------------------------

@@ -1,15 +1,18 @@
-"""Slack listeners: each turns one Slack payload into a RunRequest for intake, or a reply.
+"""Slack listeners: each turns one Slack payload into a RunRequest for intake, a StopRequest
+for the stopper, or a reply.
 
 No business logic lives here: parsing is bot.intake.options, policy and queuing are
-bot.intake, answers to subcommands are bot.intake.answers. A listener has the request
-committed to the outbox (intake.admit, a single insert) and then acknowledges, so an ack that
-says "Queued" is true; preparing it happens after, hints to the person included.
+bot.intake, answers to subcommands are bot.intake.answers, stops are bot.runs.stopping. A
+listener has the request committed to the outbox (intake.admit, a single insert) and then
+acknowledges, so an ack that says "Queued" is true; preparing it happens after, hints to the
+person included.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,12 +30,14 @@ from bot.intake.options import (
     ListCommand,
     RunCommand,
     StatusCommand,
+    StopCommand,
     parse_command,
     parse_request_text,
+    parse_stop,
 )
-from bot.requests import RunRequest, SlackContext, Trigger
-from bot.slack.inbound import MessageEvent, SlashCommand
-from bot.slack.render import VIEW_RUN_ACTION_ID
+from bot.requests import RunOptions, RunRequest, SlackContext, StopRequest, Trigger
+from bot.slack.inbound import BlockAction, MessageEvent, SlashCommand
+from bot.slack.render import STOP_RUN_ACTION_ID, VIEW_RUN_ACTION_ID
 from bot.slack.text import slack_unescape
 
 log = logging.getLogger(__name__)
@@ -43,11 +48,42 @@ _PERSON_SUBTYPES = {None, "file_share", "thread_broadcast"}
 _HELP_WORDS = {"help", "?", "-h", "--help", "usage"}
 
 
-def register(app: AsyncApp, *, intake: Intake, answers: Answers) -> None:
+def register(
+    app: AsyncApp, *, intake: Intake, answers: Answers, stop: Callable[[StopRequest], None]
+) -> None:
+    """`stop` takes a StopRequest and handles it after the ack (bot.runs.stopping)."""
+
     @app.action(VIEW_RUN_ACTION_ID)
     async def view_run(ack: AsyncAck) -> None:
         # A link button still sends an interaction; acknowledge it so Slack shows no warning.
         await ack()
+
+    @app.action(STOP_RUN_ACTION_ID)
+    async def stop_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        try:
+            pressed = BlockAction.model_validate(body)
+            run_id = int(pressed.actions[0].value or "")
+        except (ValidationError, ValueError):
+            log.warning("ignoring a Stop press without a run id")
+            return
+        channel = pressed.channel_id
+        if not channel:
+            return
+        container = pressed.container
+        stop(
+            StopRequest(
+                run_id=run_id,
+                slack=SlackContext(
+                    team_id=pressed.team.id if pressed.team else "",
+                    channel_id=channel,
+                    user_id=pressed.user.id,
+                    thread_ts=container.thread_ts or container.message_ts,
+                    message_ts=container.message_ts,
+                    trigger=Trigger.BUTTON,
+                ),
+            )
+        )
 
     @app.command("/codegen")
     async def codegen_command(ack: AsyncAck, command: dict[str, Any]) -> None:
@@ -66,6 +102,22 @@ def register(app: AsyncApp, *, intake: Intake, answers: Answers) -> None:
         if isinstance(parsed, HelpCommand):
             note = f"{parsed.note}\n\n" if parsed.note else ""
             await ack(response_type="ephemeral", text=note + HELP_TEXT)
+        elif isinstance(parsed, StopCommand):
+            stop(
+                StopRequest(
+                    run_id=parsed.run_id,
+                    slack=SlackContext(
+                        team_id=slash.team_id,
+                        channel_id=channel_id,
+                        user_id=user_id,
+                        trigger=Trigger.SLASH_COMMAND,
+                    ),
+                    response_url=slash.response_url,
+                )
+            )
+            await ack(
+                response_type="ephemeral", text=f"Asking Codegen to stop run #{parsed.run_id}…"
+            )
         elif isinstance(parsed, StatusCommand):
             reply = await answers.status(parsed.run_id, user_id=user_id, channel_id=channel_id)
             await ack(response_type="ephemeral", text=reply)
@@ -105,20 +157,25 @@ def register(app: AsyncApp, *, intake: Intake, answers: Answers) -> None:
 
     @app.event("app_mention")
     async def app_mention(event: dict[str, Any], context: AsyncBoltContext) -> None:
-        await _message_request(event, context, intake, Trigger.APP_MENTION)
+        await _message_request(event, context, intake, stop, Trigger.APP_MENTION)
 
     @app.event("message")
     async def message(event: dict[str, Any], context: AsyncBoltContext) -> None:
         if event.get("bot_id") or event.get("subtype") not in _PERSON_SUBTYPES:
             return
         if event.get("channel_type") == "im":
-            await _message_request(event, context, intake, Trigger.DIRECT_MESSAGE)
-        elif event.get("subtype") == "file_share" and _mentions(event, context.bot_user_id):
-            # Slack may deliver a mention with files only as message/file_share; the shared
-            # dedupe key makes it one request when app_mention arrives too.
-            await _message_request(event, context, intake, Trigger.APP_MENTION)
-        # Other channel messages are subscribed to for file_share mentions only: acknowledged
-        # (Bolt acks events) and ignored.
+            await _message_request(event, context, intake, stop, Trigger.DIRECT_MESSAGE)
+        elif _mentions(event, context.bot_user_id):
+            if event.get("subtype") == "file_share":
+                # Slack may deliver a mention with files only as message/file_share; the
+                # shared dedupe key makes it one request when app_mention arrives too.
+                await _message_request(event, context, intake, stop, Trigger.APP_MENTION)
+            # Otherwise app_mention carries it.
+        elif event.get("thread_ts") and event.get("thread_ts") != event.get("ts"):
+            # A plain reply in a thread: the answer to a paused run there, else conversation
+            # between people (intake decides, from the thread's run).
+            await _message_request(event, context, intake, stop, Trigger.THREAD_REPLY)
+        # Other channel messages: acknowledged (Bolt acks events) and ignored.
 
     # Registered last, so only what no listener above matched reaches these: events Slack sends
     # every app (app_uninstalled, tokens_revoked) or that an admin subscribed the app to, and
@@ -143,9 +200,14 @@ def _strip_mention(text: str, bot_user_id: str | None) -> str:
 
 
 async def _message_request(
-    payload: dict[str, Any], context: AsyncBoltContext, intake: Intake, trigger: Trigger
+    payload: dict[str, Any],
+    context: AsyncBoltContext,
+    intake: Intake,
+    stop_run: Callable[[StopRequest], None],
+    trigger: Trigger,
 ) -> None:
-    """A message (mention or DM) → a RunRequest for intake, or a hint for the person."""
+    """A message (mention, DM or plain thread reply) → a RunRequest for intake, a StopRequest,
+    or a hint for the person. A plain thread reply is only ever an answer to a paused run."""
     try:
         event = MessageEvent.model_validate(payload)
     except ValidationError as error:  # HTTP mode refuses these before Bolt; Socket Mode
@@ -155,21 +217,43 @@ async def _message_request(
     if not channel or not user or not ts:
         return
     thread_ts = event.thread_ts
+    answering = trigger is Trigger.THREAD_REPLY
     text = _strip_mention(event.text or "", context.bot_user_id)
+    team_id = event.team or context.team_id or ""
     try:
-        parsed = parse_request_text(text)
+        # An answer goes to the agent as written: options do not apply to a resume.
+        stop = None if answering else parse_stop(text, in_thread=bool(thread_ts))
+        parsed = None if answering else parse_request_text(text)
     except OptionError as error:
         intake.hint(channel=channel, user=user, thread_ts=thread_ts, text=error.message)
         return
+    if stop is not None:
+        stop_run(
+            StopRequest(
+                run_id=stop.run_id,
+                slack=SlackContext(
+                    team_id=team_id,
+                    channel_id=channel,
+                    user_id=user,
+                    thread_ts=thread_ts,
+                    message_ts=ts,
+                    trigger=trigger,
+                ),
+            )
+        )
+        return
     files = tuple(event.files or ())
-    if not files and (not parsed.prompt or parsed.prompt.lower() in _HELP_WORDS):
-        intake.hint(channel=channel, user=user, thread_ts=thread_ts, text=HELP_TEXT)
+    prompt = parsed.prompt if parsed is not None else text
+    options = parsed.options if parsed is not None else None
+    if not files and (not prompt or prompt.lower() in _HELP_WORDS):
+        if not answering:
+            intake.hint(channel=channel, user=user, thread_ts=thread_ts, text=HELP_TEXT)
         return
     request = RunRequest(
-        prompt=slack_unescape(parsed.prompt) or "See the attached images.",
-        options=parsed.options,
+        prompt=slack_unescape(prompt) or "See the attached images.",
+        options=options or RunOptions(),
         slack=SlackContext(
-            team_id=event.team or context.team_id or "",
+            team_id=team_id,
             channel_id=channel,
             user_id=user,
             thread_ts=thread_ts,
@@ -179,4 +263,7 @@ async def _message_request(
         files=files,
         dedupe_key=f"{channel}:{ts}",
     )
-    await intake.take(request)
+    if answering:
+        await intake.answer(request)
+    else:
+        await intake.take(request)

@@ -261,6 +261,66 @@ class Conversation:
         await self.event(event)
         return ts
 
+    async def reply(
+        self,
+        text: str,
+        *,
+        thread_ts: str,
+        user: str = "U1",
+        channel: str = "C1",
+        files: list[dict[str, Any]] | None = None,
+    ) -> str:
+        """A plain reply (no mention) in a channel thread, as the message event brings it."""
+        ts = self.slack.add_message(channel, text, user, thread_ts=thread_ts, files=files)
+        event: dict[str, Any] = {
+            "type": "message",
+            "channel_type": "channel",
+            "user": user,
+            "text": text,
+            "ts": ts,
+            "thread_ts": thread_ts,
+            "channel": channel,
+            "team": TEAM,
+            "event_ts": ts,
+        }
+        if files:
+            event["subtype"] = "file_share"
+            event["files"] = files
+        await self.event(event)
+        return ts
+
+    async def press(
+        self,
+        action_id: str,
+        *,
+        value: str,
+        message_ts: str,
+        thread_ts: str | None = None,
+        user: str = "U1",
+        channel: str = "C1",
+    ) -> httpx.Response:
+        """A button pressed on the bot's message `message_ts`, as Slack posts the interaction."""
+        payload = {
+            "type": "block_actions",
+            "team": {"id": TEAM},
+            "user": {"id": user},
+            "api_app_id": "A0FAKEAPP",
+            "channel": {"id": channel},
+            "container": {
+                "type": "message",
+                "channel_id": channel,
+                "message_ts": message_ts,
+                "thread_ts": thread_ts,
+            },
+            "actions": [{"action_id": action_id, "type": "button", "value": value}],
+        }
+        body = urlencode({"payload": json.dumps(payload)})
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        headers.update(self.signed_headers(body))
+        response = await self.http.post("/slack/events", content=body, headers=headers)
+        await self.settle()
+        return response
+
     # -- time passing ------------------------------------------------------------------------
 
     async def settle(self) -> None:

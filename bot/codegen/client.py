@@ -130,6 +130,16 @@ class CodegenClient:
         )
         return _parse(response, AgentRunResponse)
 
+    async def stop_run(self, run_id: int) -> None:
+        """POST /v1/beta/…/agent/run/stop: not in Codegen's public spec; its own Raycast client
+        calls it. A refusal (404 or 405 where the endpoint does not exist) raises as usual."""
+        await self._send(
+            "stop_run",
+            "POST",
+            f"/v1/beta/organizations/{self._org_id}/agent/run/stop",
+            json={"agent_run_id": run_id},
+        )
+
     async def get_run(self, run_id: int) -> AgentRunResponse:
         return await self._read(
             "get_run", f"/v1/organizations/{self._org_id}/agent/run/{run_id}", AgentRunResponse

@@ -188,6 +188,15 @@ def classify_status(status: str | None) -> StatusKind:
     return StatusKind.UNKNOWN
 
 
+# Failures for tracking, but a person (or Codegen on their behalf) ended them: the card says
+# "Stopped", not "Failed".
+STOPPED_STATUSES = frozenset({"STOPPED", "CANCELLED"})
+
+
+def is_stopped(status: str | None) -> bool:
+    return (status or "").strip().upper() in STOPPED_STATUSES
+
+
 def is_terminal(status: str | None) -> bool:
     """Tracking ends on success and on every failure, including unknown values."""
     return classify_status(status) in (StatusKind.SUCCESS, StatusKind.FAILURE, StatusKind.UNKNOWN)

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.clock import Clock
+from bot.codegen.models import StatusKind, classify_status
 from bot.config import Settings
 from bot.errors import SlackBusy, TryLater
 from bot.intake.prepare import Preparer
@@ -126,6 +127,24 @@ class Intake:
         if admission is Admission.UNAVAILABLE:
             self._background(self.replies.to_requester(request, STORE_UNAVAILABLE_TEXT))
         return admission
+
+    async def answer(self, request: RunRequest) -> Admission | None:
+        """A plain reply in a thread: admitted as the answer when the thread's run is waiting
+        for one (PAUSED) and the person may ask; otherwise it is conversation between people
+        and nothing is said. None: not an answer."""
+        thread_ts = request.slack.thread_ts
+        if not thread_ts or self.refusal(request):
+            return None
+        try:
+            run = await self.store.runs.latest_in_thread(
+                channel_id=request.slack.channel_id, thread_ts=thread_ts
+            )
+        except (SQLAlchemyError, OSError) as error:
+            log.error("could not look up the run of a thread (%s); reply not taken", error)
+            return None
+        if run is None or not run.tracking or not is_waiting(run.status):
+            return None
+        return await self.admit(request)
 
     def hint(self, *, channel: str, user: str, thread_ts: str | None, text: str) -> None:
         """An ephemeral hint for a message that is not a request (help, a typo in options),
@@ -228,6 +247,10 @@ class Intake:
                 f"{limit:,} (MAX_PROMPT_CHARS). Please shorten it."
             )
         return None
+
+
+def is_waiting(status: str | None) -> bool:
+    return classify_status(status) is StatusKind.WAITING_FOR_INPUT
 
 
 def _is_dm(request: RunRequest) -> bool:

@@ -50,12 +50,14 @@ __all__ = [
     "ParsedRequest",
     "RunCommand",
     "StatusCommand",
+    "StopCommand",
     "channel_options",
     "org_options",
     "parse_command",
     "parse_option_value",
     "parse_request_text",
     "parse_run_id",
+    "parse_stop",
     "resolve_options",
 ]
 
@@ -100,6 +102,12 @@ class StatusCommand(_Frozen):
     run_id: int
 
 
+class StopCommand(_Frozen):
+    kind: Literal["stop"] = "stop"
+    # None: the run of the thread the words were written in.
+    run_id: int | None = None
+
+
 class ListCommand(_Frozen):
     kind: Literal["list"] = "list"
 
@@ -129,6 +137,7 @@ class RunCommand(_Frozen):
 Command = (
     HelpCommand
     | StatusCommand
+    | StopCommand
     | ListCommand
     | ConfigShowCommand
     | ConfigSetCommand
@@ -398,6 +407,35 @@ def parse_request_text(text: str) -> ParsedRequest:
 # -- subcommands -----------------------------------------------------------------------------
 
 _HELP_WORDS = frozenset({"help", "-h", "--help", "?", "usage"})
+#: Reserved: a request that starts with one of these stops a run and never starts one.
+STOP_WORDS = frozenset({"stop", "cancel", "abort"})
+_STOP_USAGE = (
+    "Usage: `/codegen stop &lt;run id&gt;` (or `cancel`, `abort`), or `@Codegen stop` in the "
+    "run's thread."
+)
+
+
+def parse_stop(text: str, *, in_thread: bool) -> StopCommand | None:
+    """`stop 123`, `cancel #123`, or a bare `stop` in a run's thread → StopCommand; None when
+    the text does not start with a stop word. Anything else after one is an error: these
+    words are reserved, so `stop 1000` can never become a run's prompt."""
+    words = strip_invisible(text).split()
+    if not words or words[0].lower().rstrip(".!") not in STOP_WORDS:
+        return None
+    rest = words[1:]
+    if not rest:
+        if in_thread:
+            return StopCommand()
+        raise OptionError(f"Which run? {_STOP_USAGE}")
+    if len(rest) == 1 and _RUN_ID.match(rest[0].rstrip(".!")):
+        return StopCommand(run_id=parse_run_id(rest[0].rstrip(".!")))
+    raise OptionError(
+        f"`{_echo(words[0])}` is reserved for stopping runs, so I did not start one. "
+        f"{_STOP_USAGE} To ask the agent for something that starts with that word, put another "
+        f"word first (`please {_echo(words[0].lower())} …`)."
+    )
+
+
 _LIST_WORDS = frozenset({"runs", "mine", "all"})
 
 
@@ -417,6 +455,9 @@ def parse_command(text: str) -> Command:
 
     if head in _HELP_WORDS and len(rest) <= 1:  # `help`, `help config`
         return HelpCommand()
+    stop = parse_stop(stripped, in_thread=False)
+    if stop is not None:
+        return stop
     if head == "list" and (not rest or (len(rest) == 1 and rest[0].lower() in _LIST_WORDS)):
         return ListCommand()
     if head == "status" and len(rest) <= 1:
@@ -558,6 +599,10 @@ _COMMANDS = (
     _HelpLine("/codegen &lt;what to do&gt;", "start an agent run; I follow it in the thread"),
     _HelpLine("/codegen status &lt;run id&gt;", "show where a run is (`#123` works too)"),
     _HelpLine("/codegen list", "your recent runs, with their status and links"),
+    _HelpLine(
+        "/codegen stop &lt;run id&gt;",
+        "ask Codegen to stop a run (`cancel`, `abort` too; yours, or any if you are an admin)",
+    ),
     _HelpLine("/codegen config", "show this channel's default options"),
     _HelpLine(
         "/codegen config repo=… model=… agent=…",
@@ -578,7 +623,8 @@ HELP_TEXT = "\n".join(
         "• Mention me in a channel: `@Codegen fix the flaky login test`; "
         "attach screenshots and I pass them on.",
         "• Send me a direct message.",
-        "• Reply in a run's thread to answer a paused agent or ask for a follow-up.",
+        "• In a run's thread: reply to answer a paused agent; mention me to follow up; "
+        "`@Codegen stop` stops the run.",
         "",
         "*Options* (anywhere as `key=value`, or up front as `[key=value, key=value]`; "
         "the last one wins)",

@@ -128,17 +128,23 @@ class Preparer:
             message_ts = thread_ts
         thread_ts = thread_ts or message_ts
 
-        # A reply in a thread that already has a run continues that run.
+        # A reply in a thread that already has a run continues that run: a resume while it
+        # has not ended, else a new run that carries the thread (only a paused run resumes).
         previous = None
         if slack.thread_ts and slack.trigger is not Trigger.SLASH_COMMAND:
             previous = await self.store.runs.latest_in_thread(
                 channel_id=channel, thread_ts=slack.thread_ts
             )
-        kind = RequestKind.RESUME if previous is not None else RequestKind.CREATE
+        resumable = previous is not None and not is_terminal(previous.status)
+        kind = RequestKind.RESUME if resumable else RequestKind.CREATE
         trigger = Trigger.THREAD_REPLY if previous is not None else slack.trigger
 
         prompt = request.prompt
         files = list(request.files)
+        if previous is not None and not resumable:
+            prompt = "\n\n".join(
+                [prompt, *continuation(previous, why=f"which ended as {previous.status}")]
+            )
         if kind is RequestKind.CREATE and slack.thread_ts and slack.thread_ts != message_ts:
             context, context_files = await self.context.quote(
                 channel=channel, thread_ts=slack.thread_ts, before_ts=message_ts
@@ -179,11 +185,12 @@ class Preparer:
             skipped_files=[f"{s.name}: {s.reason}" for s in batch.skipped],
             options=options,
             run_metadata=metadata,
-            resume_run_id=previous.id if previous is not None else None,
+            resume_run_id=previous.id if previous is not None and resumable else None,
             channel_id=channel,
             thread_ts=thread_ts,
             message_ts=message_ts,
             trigger=trigger,
+            parent_run_id=previous.id if previous is not None else None,
         )
         prepared.apply_to(row)  # the card renders from the row
 
@@ -288,6 +295,14 @@ class Preparer:
     def _bot_token(self) -> str:
         token = self.settings.slack_bot_token
         return token.get_secret_value() if token is not None else ""
+
+
+def continuation(previous: TrackedRun, *, why: str) -> list[str]:
+    """What a new run that follows `previous` in its thread is told about it."""
+    lines = [f"This continues Codegen run #{previous.id}, {why}."]
+    if previous.summary:
+        lines[0] += " Its summary:\n" + previous.summary
+    return lines
 
 
 def _busy(error: SlackUnavailable) -> SlackBusy:

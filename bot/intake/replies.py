@@ -8,7 +8,7 @@ import logging
 import httpx
 
 from bot.errors import SlackError
-from bot.requests import RunRequest
+from bot.requests import RunRequest, StopRequest
 from bot.slack.gateway import SlackGateway
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ class Replies:
         self.slack = slack
         self.http = http
 
-    async def to_requester(self, request: RunRequest, text: str) -> None:
+    async def to_requester(self, request: RunRequest | StopRequest, text: str) -> None:
         """An ephemeral answer to the person who made `request`."""
         if request.response_url:
             try:

@@ -27,6 +27,7 @@ from bot.codegen.models import (
     ResumeAgentRunInput,
     StatusKind,
     classify_status,
+    is_terminal,
 )
 from bot.config import Settings
 from bot.errors import (
@@ -43,7 +44,7 @@ from bot.errors import (
     UnexpectedResponse,
 )
 from bot.intake.context import ThreadContext
-from bot.intake.prepare import Preparer
+from bot.intake.prepare import Preparer, continuation
 from bot.logs import log_context
 from bot.metrics import Metrics
 from bot.runs.budget import CREATE, READ, OrgBudget
@@ -52,7 +53,7 @@ from bot.slack.cards import RunCards, notified_key
 from bot.store.budgets import Spend
 from bot.store.leases import LEASE_SECONDS, new_lease_owner
 from bot.store.store import Store
-from bot.store.tables import QueuedRequest, RequestKind, TrackedRun
+from bot.store.tables import FollowReason, QueuedRequest, RequestKind, TrackedRun
 from bot.traffic import AckTraffic
 
 log = logging.getLogger(__name__)
@@ -344,6 +345,13 @@ class Dispatcher:
     async def _record(self, row: QueuedRequest, owner: str, run: AgentRunResponse) -> None:
         now = self.clock.now()
         request_json = row.request_json or {}
+        follows, reason = row.parent_run_id, None
+        if row.kind is RequestKind.CREATE and follows is not None:
+            parent = await self.store.runs.get(follows)
+            ended = parent is not None and is_terminal(parent.status)
+            reason = FollowReason.ENDED if ended else FollowReason.NOT_RESUMABLE
+        else:
+            follows = None
         tracked = TrackedRun(
             id=run.id,
             org_id=row.org_id,
@@ -365,6 +373,8 @@ class Dispatcher:
             next_poll_at=now + timedelta(seconds=self.settings.codegen_poll_min_seconds),
             poll_interval=self.settings.codegen_poll_min_seconds,
             notified_status=None,
+            follows_run_id=follows,
+            follow_reason=reason,
             created_at=now,
             started_at=now,
             last_change_at=now,
@@ -395,11 +405,8 @@ class Dispatcher:
         """Codegen would not resume the run: start a new one that carries the thread along."""
         previous = await self.store.runs.get(row.resume_run_id) if row.resume_run_id else None
         parts = [row.prompt]
-        if previous is not None and previous.summary:
-            parts.append(
-                f"This continues Codegen run #{previous.id}, which could not be resumed "
-                f"({error.message}). Its summary:\n{previous.summary}"
-            )
+        if previous is not None:
+            parts += continuation(previous, why=f"which could not be resumed ({error.message})")
         if row.thread_ts:
             context, _files = await self.context.quote(
                 channel=row.channel_id, thread_ts=row.thread_ts, before_ts=row.message_ts

@@ -117,7 +117,9 @@ class Reporter:
                 last_change_at=now if changed else run.last_change_at,
                 now=now,
             )
-        key = notified_key(seen.status, verdict.kind)
+        # A stop Codegen accepted is shown once, while the run has not ended yet.
+        stopping = "stop" if run.stop_requested_by and not terminal else None
+        key = notified_key(seen.status, verdict.kind or stopping)
         reply_state = ReplyState(run.final_reply_state or ReplyState.NONE)
         reply_done = not paused or reply_state is ReplyState.PAUSE_POSTED
         if not (changed or terminal or verdict.stop) and run.notified_status == key and reply_done:

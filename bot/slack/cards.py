@@ -17,12 +17,18 @@ import contextlib
 import logging
 
 from bot.clock import Clock
-from bot.codegen.models import AgentRunResponse, StatusKind, classify_status, is_terminal
+from bot.codegen.models import (
+    AgentRunResponse,
+    StatusKind,
+    classify_status,
+    is_stopped,
+    is_terminal,
+)
 from bot.errors import SlackError, SlackUnavailable
 from bot.slack.budget import Priority
 from bot.slack.gateway import SlackGateway
 from bot.slack.render import CardView, Phase, RenderedMessage, render_card, render_final_reply
-from bot.store.tables import QueuedRequest, ReplyKind, TrackedRun
+from bot.store.tables import FollowReason, QueuedRequest, ReplyKind, TrackedRun
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +39,13 @@ REACTION_RECEIVED = "eyes"
 REACTION_RUNNING = "hourglass_flowing_sand"
 REACTION_DONE = "white_check_mark"
 REACTION_FAILED = "x"
+REACTION_STOPPED = "black_square_for_stop"
 # What each reaction replaces (the only ones the bot may have put there before it).
 _EARLIER_REACTIONS: dict[str, tuple[str, ...]] = {
     REACTION_RUNNING: (REACTION_RECEIVED,),
     REACTION_DONE: (REACTION_RECEIVED, REACTION_RUNNING),
     REACTION_FAILED: (REACTION_RECEIVED, REACTION_RUNNING),
+    REACTION_STOPPED: (REACTION_RECEIVED, REACTION_RUNNING),
 }
 
 
@@ -56,6 +64,8 @@ def run_phase(run: TrackedRun) -> Phase:
         return "paused"
     if kind is StatusKind.SUCCESS:
         return "complete"
+    if is_stopped(run.status):
+        return "stopped"
     return "failed"
 
 
@@ -66,6 +76,7 @@ def phase_reaction(phase: Phase) -> str | None:
         "paused": REACTION_RUNNING,
         "complete": REACTION_DONE,
         "failed": REACTION_FAILED,
+        "stopped": REACTION_STOPPED,
     }.get(phase)
 
 
@@ -76,6 +87,8 @@ def status_reaction(status: str | None) -> str | None:
         return REACTION_RUNNING
     if kind is StatusKind.SUCCESS:
         return REACTION_DONE
+    if is_stopped(status):
+        return REACTION_STOPPED
     return REACTION_FAILED
 
 
@@ -90,6 +103,17 @@ def notified_status(key: str | None) -> str | None:
     if not key:
         return None
     return key.split("|", 1)[0] or None
+
+
+def follow_note(run: TrackedRun) -> str | None:
+    """What a run's card says for good when it follows an earlier run of the thread."""
+    if run.follows_run_id is None:
+        return None
+    if run.follow_reason == FollowReason.NOT_RESUMABLE:
+        why = f"Codegen could not resume run #{run.follows_run_id}"
+    else:
+        why = f"Run #{run.follows_run_id} has ended"
+    return f"{why}; started run #{run.id} with this thread as context."
 
 
 def as_api_run(run: TrackedRun) -> AgentRunResponse:
@@ -110,6 +134,9 @@ class RunCards:
     def __init__(self, *, slack: SlackGateway, clock: Clock) -> None:
         self.slack = slack
         self.clock = clock
+        # False once Codegen refused a stop here (bot.runs.stopping): no Stop button until
+        # the bot restarts.
+        self.stop_offered = True
         # Runs whose last card edit Slack had no room for: the seconds until it may have.
         self.deferred: dict[int, float] = {}
 
@@ -173,7 +200,14 @@ class RunCards:
 
     async def post_request_card(self, row: QueuedRequest) -> str | None:
         """Post the request's first card: its ts, or None when Slack did not take it."""
-        note = f"sent to run #{row.resume_run_id}" if row.resume_run_id else None
+        note = None
+        if row.resume_run_id:
+            note = f"Sent to run #{row.resume_run_id}."
+        elif row.parent_run_id:
+            note = (
+                f"Run #{row.parent_run_id} has ended; starting a new run with this thread as "
+                "context."
+            )
         message = render_card(self.request_view(row, note=note), now=self.clock.now())
         try:
             return await self._put(
@@ -243,6 +277,10 @@ class RunCards:
             finished_at=run.finished_at,
             error=run.stop_reason if run.tracking is False else None,
             note=note,
+            follow_note=follow_note(run),
+            stop_requested_by=run.stop_requested_by,
+            stoppable=self.stop_offered,
+            in_dm=run.channel_id.startswith("D"),
         )
 
     def edit_wait(self, run: TrackedRun) -> float:
@@ -307,7 +345,14 @@ class RunCards:
             api_run = api_run.model_copy(
                 update={"summary": "\n\n".join(parts) or None, "result": None}
             )
-        return render_final_reply(run=api_run, requester_id=run.user_id, now=self.clock.now())
+        return render_final_reply(
+            run=api_run,
+            requester_id=run.user_id,
+            now=self.clock.now(),
+            started_at=run.started_at,
+            ended_at=run.finished_at,
+            stopped_by=run.stop_requested_by,
+        )
 
     async def post_reply(self, run: TrackedRun, *, kind: ReplyKind) -> str | None:
         """Post the run's final reply (or the reply asking for input while it is PAUSED) in

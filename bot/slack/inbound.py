@@ -65,6 +65,36 @@ class MessageEvent(_Lenient):
     files: list[SlackFile] | None = None
 
 
+class _Id(_Lenient):
+    id: str = Field(min_length=1)
+
+
+class _Container(_Lenient):
+    channel_id: str | None = None
+    message_ts: str | None = None
+    thread_ts: str | None = None
+
+
+class _Action(_Lenient):
+    action_id: str
+    value: str | None = None
+
+
+class BlockAction(_Lenient):
+    """A button pressed on one of the bot's messages, as the action listeners read it."""
+
+    type: Literal["block_actions"]
+    user: _Id
+    team: _Id | None = None
+    channel: _Id | None = None
+    container: _Container = Field(default_factory=_Container)
+    actions: list[_Action] = Field(min_length=1)
+
+    @property
+    def channel_id(self) -> str | None:
+        return self.channel.id if self.channel is not None else self.container.channel_id
+
+
 class AnyEvent(_Lenient):
     type: str
 
@@ -181,6 +211,8 @@ def _shape_problem(payload: dict[str, Any]) -> str | None:
         elif payload.get("type") == "url_verification":
             if not isinstance(payload.get("challenge"), str):
                 return "url_verification without a challenge"
+        elif payload.get("type") == "block_actions":
+            BlockAction.model_validate(payload)
         elif payload:
             Interaction.model_validate(payload)
     except ValidationError as error:

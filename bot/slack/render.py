@@ -21,6 +21,7 @@ from bot.codegen.models import (
     GithubPullRequestResponse,
     StatusKind,
     classify_status,
+    is_stopped,
 )
 from bot.requests import ResolvedOption, ResolvedOptions, RunRequest
 from bot.slack.text import (
@@ -38,6 +39,7 @@ __all__ = [
     "CONTEXT_ELEMENTS_LIMIT",
     "HEADER_LIMIT",
     "SECTION_TEXT_LIMIT",
+    "STOP_RUN_ACTION_ID",
     "TEXT_FALLBACK_LIMIT",
     "TRUNCATION_NOTE",
     "VIEW_RUN_ACTION_ID",
@@ -67,6 +69,8 @@ _CHUNK_CHARS = SECTION_TEXT_LIMIT - 100
 
 TRUNCATION_NOTE = "… (truncated, see the full run)"
 VIEW_RUN_ACTION_ID = "view_run"
+STOP_RUN_ACTION_ID = "stop_run"
+_SLACK_ID = re.compile(r"^[UW][A-Z0-9]{1,20}$")
 
 Phase = Literal[
     "queued",  # committed, waiting for the dispatcher
@@ -76,6 +80,7 @@ Phase = Literal[
     "paused",  # the agent waits for a reply in the thread
     "complete",
     "failed",
+    "stopped",  # STOPPED or CANCELLED: someone ended it
     "error",  # the request failed before or at create (402/403/422 …); `error` says why
     "tracking_stopped",  # watchdog / max age: the bot no longer follows the run
 ]
@@ -102,6 +107,14 @@ class CardView(BaseModel):
     eta_seconds: float | None = None
     error: str | None = None
     note: str | None = None
+    # A note that stays with the run for good (a follow-up that became a new run).
+    follow_note: str | None = None
+    # Who asked Codegen to stop it (accepted): shown until it ends, then as who stopped it.
+    stop_requested_by: str | None = None
+    # Offer the Stop button (the run is going, and Codegen has not refused a stop here).
+    stoppable: bool = False
+    # In a DM every message is a request; elsewhere only a mention (or an answer to a pause).
+    in_dm: bool = False
 
 
 class RenderedMessage(BaseModel):
@@ -123,6 +136,8 @@ _STATUS_EMOJI = {
     "EVALUATION": "⚙️",
     "PAUSED": "⏸️",
     "COMPLETE": "✅",
+    "STOPPED": "⏹️",
+    "CANCELLED": "⏹️",
 }
 
 
@@ -223,20 +238,46 @@ def _context(parts: list[str]) -> dict[str, Any]:
     }
 
 
+def _mention(user_id: str | None) -> str:
+    """`<@U…>` for a Slack user id; anything else is escaped text, never markup."""
+    if user_id and _SLACK_ID.match(user_id):
+        return f"<@{user_id}>"
+    return slack_escape(user_id or "someone")
+
+
 def _view_button(web_url: str | None) -> dict[str, Any] | None:
     if not web_url or safe_url(web_url) is None:
         return None
     return {
-        "type": "actions",
-        "elements": [
-            {
-                "type": "button",
-                "text": {"type": "plain_text", "text": "View run", "emoji": True},
-                "url": web_url.strip(),
-                "action_id": VIEW_RUN_ACTION_ID,
-            }
-        ],
+        "type": "button",
+        "text": {"type": "plain_text", "text": "View run", "emoji": True},
+        "url": web_url.strip(),
+        "action_id": VIEW_RUN_ACTION_ID,
     }
+
+
+def _stop_button(run_id: int) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Stop", "emoji": True},
+        "style": "danger",
+        "value": str(run_id),
+        "action_id": STOP_RUN_ACTION_ID,
+        "confirm": {
+            "title": {"type": "plain_text", "text": "Stop this run?"},
+            "text": {
+                "type": "mrkdwn",
+                "text": f"Codegen will be asked to stop run #{run_id}. Work it has pushed stays.",
+            },
+            "confirm": {"type": "plain_text", "text": "Stop it"},
+            "deny": {"type": "plain_text", "text": "Keep it running"},
+        },
+    }
+
+
+def _actions(buttons: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    elements = [b for b in buttons if b is not None]
+    return {"type": "actions", "elements": elements} if elements else None
 
 
 def _fallback(text: str) -> str:
@@ -298,12 +339,27 @@ def _headline(view: CardView, now: datetime) -> tuple[str, str, str]:
     if view.phase == "failed":
         detail = f"status {shown_status} " if status else ""
         return "❌", "Failed", f"{detail}after {format_duration(running_for)}"
+    if view.phase == "stopped":
+        label = "Cancelled" if status.upper() == "CANCELLED" else "Stopped"
+        by = f"by {_mention(view.stop_requested_by)} " if view.stop_requested_by else ""
+        return "⏹️", label, f"{by}after {format_duration(running_for)}"
     # tracking_stopped: `error` says why (watchdog, maximum age) when the caller knows
     last = f" (last status {shown_status})" if status else ""
     reason = slack_escape(shorten((view.error or "").strip(), ERROR_CHARS))
     if not reason:
         reason = f"it was still going after {format_duration(running_for)}"
     return "🛑", "No longer following this run", f"{reason}{last}. Check it in Codegen"
+
+
+def _follow_up_hint(view: CardView) -> str:
+    """How to go on in this thread, where the card's phase allows it."""
+    if view.run_id is None or view.phase in ("queued", "waiting", "dispatching", "error"):
+        return ""
+    if view.phase == "paused":
+        return "To answer, reply in this thread."
+    if view.in_dm:
+        return "To follow up, reply in this thread."
+    return "To follow up, mention @Codegen in this thread."
 
 
 def _time_note(view: CardView, now: datetime) -> str:
@@ -322,10 +378,13 @@ def render_card(view: CardView, *, now: datetime) -> RenderedMessage:
         title += f" · run {_link(view.web_url, f'#{view.run_id}')}"
 
     blocks: list[dict[str, Any]] = [_section(title), _section(_quote(view.prompt))]
-    extra = [view.note or ""]
+    extra = [view.follow_note or "", view.note or ""]
     if view.error and view.phase not in ("error", "tracking_stopped"):
         extra.append(view.error)
     extra = [slack_escape(shorten(e.strip(), ERROR_CHARS)) for e in extra if e.strip()]
+    going = view.phase in ("running", "paused")
+    if view.stop_requested_by and going:
+        extra.insert(0, f"⏹️ Stop requested by {_mention(view.stop_requested_by)}.")
     if extra:
         blocks.append(_context(extra))
     blocks.append(
@@ -336,12 +395,16 @@ def render_card(view: CardView, *, now: datetime) -> RenderedMessage:
                 _describe_option("model", view.options.model),
                 _describe_option("agent", view.options.agent_type),
                 _time_note(view, now),
+                _follow_up_hint(view),
             ]
         )
     )
-    button = _view_button(view.web_url)
-    if button is not None:
-        blocks.append(button)
+    stop = None
+    if view.stoppable and going and view.run_id is not None and not view.stop_requested_by:
+        stop = _stop_button(view.run_id)
+    actions = _actions([_view_button(view.web_url), stop])
+    if actions is not None:
+        blocks.append(actions)
 
     run = f" #{view.run_id}" if view.run_id is not None else ""
     preview = slack_escape(shorten(" ".join(view.prompt.split()), 150))
@@ -358,6 +421,8 @@ def _final_state(run: AgentRunResponse) -> tuple[str, str, StatusKind]:
     shown = _code(status) if status else "unknown"
     if kind is StatusKind.SUCCESS:
         return "✅", "is complete", kind
+    if is_stopped(status):
+        return "⏹️", "was cancelled" if status.upper() == "CANCELLED" else "was stopped", kind
     if kind is StatusKind.FAILURE:
         return "❌", f"failed (status {shown})", kind
     if kind is StatusKind.WAITING_FOR_INPUT:
@@ -403,9 +468,16 @@ def _pr_line(pr: GithubPullRequestResponse) -> str:
 
 
 def render_final_reply(
-    *, run: AgentRunResponse, requester_id: str, now: datetime
+    *,
+    run: AgentRunResponse,
+    requester_id: str,
+    now: datetime,
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+    stopped_by: str | None = None,
 ) -> RenderedMessage:
-    """The reply posted in the thread when a run ends: state, summary and pull requests."""
+    """The reply posted in the thread when a run ends: state, summary and pull requests.
+    How long it ran is `started_at` → `ended_at` (else the run's `created_at` → `now`)."""
     emoji, state, kind = _final_state(run)
     run_ref = _link(run.web_url, f"#{run.id}")
     blocks: list[dict[str, Any]] = [
@@ -443,13 +515,17 @@ def render_final_reply(
             more = f"…and {hidden} more pull request{'s' if hidden != 1 else ''}"
             blocks.append(_section(f"{more}: {_link(run.web_url, 'see the run')}"))
 
-    context = [f"Requested by <@{requester_id}>"]
-    started = parse_time(run.created_at)
+    context = [f"Requested by {_mention(requester_id)}"]
+    if stopped_by and is_stopped(run.status):
+        context.append(f"stopped by {_mention(stopped_by)}")
+    started = started_at or parse_time(run.created_at)
     if started is not None:
-        context.append(f"ran for about {format_duration(_seconds(started, now) or 0.0)}")
-    button = _view_button(run.web_url)
-    if button is not None:
-        blocks.append(button)
+        ran = _seconds(started, ended_at or now) or 0.0
+        verb = "paused after" if kind is StatusKind.WAITING_FOR_INPUT else "ran for about"
+        context.append(f"{verb} {format_duration(ran)}")
+    actions = _actions([_view_button(run.web_url)])
+    if actions is not None:
+        blocks.append(actions)
     blocks.append(_context(context))
 
     hint = mrkdwn_to_text(markdown_to_mrkdwn(parts[0][0])).replace("```", " ") if parts else ""

@@ -42,6 +42,8 @@ class PreparedRequest:
     thread_ts: str | None
     message_ts: str | None
     trigger: Trigger
+    # The thread's earlier run this follows (resumed, or ended and followed by a new run).
+    parent_run_id: int | None = None
 
     def values(self) -> dict[str, Any]:
         """The columns this sets (the request continues `resume_run_id`, if any)."""
@@ -53,7 +55,7 @@ class PreparedRequest:
             "options": self.options,
             "run_metadata": dict(self.run_metadata),
             "resume_run_id": self.resume_run_id,
-            "parent_run_id": self.resume_run_id,
+            "parent_run_id": self.parent_run_id or self.resume_run_id,
             "channel_id": self.channel_id,
             "thread_ts": self.thread_ts,
             "message_ts": self.message_ts,

@@ -280,6 +280,19 @@ class RunStore:
             TrackedRun, run_id, owner, finished_at=now, stop_reason=reason
         )
 
+    async def request_stop(self, run_id: int, *, user_id: str, now: datetime) -> bool:
+        """Codegen accepted a stop asked by `user_id`: recorded, and the run is due now, so
+        its holder shows it on the card and reads it soon. Not fenced: no holder writes these
+        columns. False when the bot no longer tracks the run."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(TrackedRun)
+                .where(TrackedRun.id == run_id, TrackedRun.tracking.is_(True))
+                .values(stop_requested_by=user_id, stop_requested_at=now, next_poll_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def close(self, run_id: int, *, owner: str) -> bool:
         """Tracking is over (the final reply is out): stop polling, release."""
         return await self.leases.release(TrackedRun, run_id, owner, tracking=False)

@@ -2,7 +2,7 @@
 
     store.requests   the outbox (requests.py)        store.runs      tracked runs (runs.py)
     store.budgets    shared call budgets (budgets.py) store.channels  channel defaults
-    store.events     Slack deliveries already seen
+    store.events     Slack deliveries already seen   store.stop_refusals  where stop is refused
 
 Rows are handed out by lease (leases.py): every write by a holder is fenced on its token.
 """
@@ -21,6 +21,7 @@ from bot.store.events import EventStore
 from bot.store.leases import Leases
 from bot.store.requests import RequestStore
 from bot.store.runs import RunStore
+from bot.store.stops import StopRefusalStore
 from bot.store.tables import QueuedRequest, RateSpend, RequestStatus, SeenEvent, TrackedRun
 
 
@@ -35,6 +36,7 @@ class Store:
         self.budgets = BudgetStore(self.sessions, is_postgres=self.is_postgres)
         self.channels = ChannelStore(self.sessions)
         self.events = EventStore(self.sessions)
+        self.stop_refusals = StopRefusalStore(self.sessions)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -108,6 +108,13 @@ class RequestKind(StrEnum):
     RESUME = "resume"
 
 
+class FollowReason(StrEnum):
+    """Why a follow-up in a run's thread started a new run instead of resuming that run."""
+
+    ENDED = "ended"  # the run had ended: only a paused run can be resumed
+    NOT_RESUMABLE = "not_resumable"  # Codegen refused the resume
+
+
 class ReplyKind(StrEnum):
     """The once-only thread replies of a run."""
 
@@ -237,6 +244,14 @@ class TrackedRun(Base):
     )
     final_reply_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
     stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Who asked Codegen to stop it, and when (Codegen accepted): the card says so until the
+    # run reaches a final status, then shows who stopped it.
+    stop_requested_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    stop_requested_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # A follow-up that became a new run: the run it follows, and why it is not a resume of it
+    # (FollowReason). The card names both runs.
+    follows_run_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    follow_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     created_at: Mapped[datetime]
     started_at: Mapped[datetime]
@@ -254,6 +269,18 @@ class TrackedRun(Base):
     def queue_key(self) -> tuple[datetime, str]:
         """Poll order: most overdue first, the id breaking ties."""
         return self.next_poll_at, f"{self.id:020d}"
+
+
+class StopRefusal(Base):
+    """Codegen refused a stop for this organization (its stop endpoint is beta): the bot stops
+    offering the Stop button there until it restarts, and the doctor says why."""
+
+    __tablename__ = "stop_refusals"
+
+    org_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    status_code: Mapped[int | None] = mapped_column(nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    refused_at: Mapped[datetime]
 
 
 class SeenEvent(Base):

@@ -474,6 +474,7 @@ def readme_examples() -> list[str]:
             repo_label="acme/web",
             created_at=start,
             started_at=start + timedelta(seconds=4),
+            stoppable=True,
         ),
         now=start + timedelta(minutes=3),
     )

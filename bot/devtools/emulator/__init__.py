@@ -8,8 +8,9 @@ our client happens to expect, so the bot can be exercised end to end without an 
         ...CodegenClient(base_url=base_url, token=state.token, org_id=state.org_id)...
 
 Endpoints: POST /v1/organizations/{org_id}/agent/run, GET …/agent/run/{id}, GET …/agent/runs,
-POST …/agent/run/resume, GET /v1/users/me, GET …/users, GET …/repos, and a human page at
-GET /runs/{id} (the run's `web_url`).
+POST …/agent/run/resume, POST /v1/beta/organizations/{org_id}/agent/run/stop (undocumented;
+Codegen's Raycast client calls it), GET /v1/users/me, GET …/users, GET …/repos, and a human
+page at GET /runs/{id} (the run's `web_url`).
 
 Behaviour
 - Auth: `Authorization: Bearer <state.token>`, else 403 PermissionsErrorResponse; a path org id
@@ -26,6 +27,9 @@ Behaviour
   echoed as sent; source_type is "API"; runs belong to the token's user (`state.me`).
 - Resume: only a PAUSED run (else 422 on `agent_run_id`; unknown id → 404). The run goes back to
   ACTIVE and ends (COMPLETE unless scripted) after `active_seconds`; the prompt is recorded.
+- Stop: a run in progress or PAUSED ends as STOPPED, `state.stop_seconds` later (0 by
+  default); an ended one → 422, an unknown id → 404. It counts against the read window.
+  `state.stop_supported = False` answers 404 "Not Found", as an API without the endpoint would.
 - No repositories (`state.repos = []`) → create answers 404 NoReposFoundInOrg; a `repo_id` not in
   `state.repos` → 422 on `repo_id`.
 
@@ -35,7 +39,8 @@ by the next call that passes the rate limit, validation and auth:
   the next create answers `status` (402/403/404/422/429/5xx/…). `retry_after` (seconds or an
   HTTP date string) becomes the Retry-After header. `after_creating=True` creates the run first
   (a 5xx that happened after the work was done: the ambiguous case).
-- `fail_next_resume(status, …)`, `fail_next_read(status, …)` the same for resumes / any GET.
+- `fail_next_resume(status, …)`, `fail_next_read(status, …)` the same for resumes / any GET;
+  `fail_next_stop(status, *, message=None)` for the next stop.
 - `delay_next_create(seconds)`, `delay_next_read(seconds)` answer late (wall time, so the
   client's timeout can fire; the run is created only after the delay).
 - `create_then_hang(seconds)` create the run at once, then hold the answer: a client timeout
@@ -47,7 +52,7 @@ by the next call that passes the rate limit, validation and auth:
 Records (`state.received`, a list of ReceivedCall: kind, method, path, query, json, at, status,
 run_id; never any header): `state.calls(kind)`, `state.created_bodies()`,
 `state.resume_bodies()`. Kinds match the client's endpoint names: create_run, resume_run,
-get_run, list_runs, current_user, list_users, list_repos (and web_page).
+get_run, list_runs, stop_run, current_user, list_users, list_repos (and web_page).
 
 Delays are wall time and end early when the server stops; everything else uses `state.clock`.
 

@@ -40,6 +40,7 @@ from bot.devtools.emulator.state import (
     LIST_RUNS,
     LIST_USERS,
     RESUME_RUN,
+    STOP_RUN,
     WEB_PAGE,
     EmulatorState,
     ReceivedCall,
@@ -59,6 +60,12 @@ class _PageQuery(BaseModel):
 class _RunsQuery(_PageQuery):
     user_id: int | None = None
     source_type: ApiAgentRunSourceType | None = None
+
+
+class _StopInput(BaseModel):
+    """The body Codegen's Raycast client sends to the beta stop endpoint."""
+
+    agent_run_id: int
 
 
 _INT = TypeAdapter(int)
@@ -307,6 +314,35 @@ def create_emulator_app(state: EmulatorState) -> Starlette:
         call.run_id = run.id
         return _json(200, state._run_json(run))
 
+    @endpoint(STOP_RUN, limiter=state.read_limiter)
+    async def stop_run(request: Request, call: ReceivedCall) -> Response:
+        org_id = _path_int(request, "org_id")
+        if not state.stop_supported:
+            return _json(404, {"detail": "Not Found"})  # as for a path the API does not have
+        body = _body(request.state.raw_body, _StopInput)
+        if not authorized(request, org_id):
+            return _forbidden()
+        if state.script.stop_failures:
+            return _scripted_response(STOP_RUN, state.script.stop_failures.popleft())
+        run = state.runs.get(body.agent_run_id)
+        if run is None or run.organization_id != org_id:
+            return _run_not_found()
+        status = state._status(run)
+        if status not in ("PENDING", "ACTIVE", "RUNNING", "EVALUATION", "PAUSED"):
+            raise _Invalid(
+                [
+                    {
+                        "type": "value_error",
+                        "loc": ["body", "agent_run_id"],
+                        "msg": f"Agent run {run.id} has already ended (status {status})",
+                        "input": run.id,
+                    }
+                ]
+            )
+        state.stop(run.id)
+        call.run_id = run.id
+        return _json(200, {"message": f"Agent run {run.id} is stopping"})
+
     @endpoint(GET_RUN, limiter=state.read_limiter)
     async def get_run(request: Request, call: ReceivedCall) -> Response:
         run_id = _path_int(request, "agent_run_id")
@@ -399,6 +435,7 @@ def create_emulator_app(state: EmulatorState) -> Starlette:
         Route(f"{org}/agent/run", create_run, methods=["POST"]),
         Route(f"{org}/agent/run/resume", resume_run, methods=["POST"]),
         Route(f"{org}/agent/run/{{agent_run_id}}", get_run, methods=["GET"]),
+        Route("/v1/beta/organizations/{org_id}/agent/run/stop", stop_run, methods=["POST"]),
         Route(f"{org}/agent/runs", list_runs, methods=["GET"]),
         Route("/v1/users/me", current_user, methods=["GET"]),
         Route(f"{org}/users", list_users, methods=["GET"]),

@@ -23,6 +23,7 @@ class EmulatorScript:
         self.create_failures: deque[ScriptedFailure] = deque()
         self.resume_failures: deque[ScriptedFailure] = deque()
         self.read_failures: deque[ScriptedFailure] = deque()
+        self.stop_failures: deque[ScriptedFailure] = deque()
         self.create_delays: deque[float] = deque()
         self.read_delays: deque[float] = deque()
         self.create_hangs: deque[float] = deque()
@@ -62,6 +63,9 @@ class EmulatorScript:
         times: int = 1,
     ) -> None:
         self.read_failures.extend([ScriptedFailure(status, message, retry_after)] * times)
+
+    def fail_next_stop(self, status: int, *, message: str | None = None, times: int = 1) -> None:
+        self.stop_failures.extend([ScriptedFailure(status, message)] * times)
 
     def delay_next_create(self, seconds: float) -> None:
         self.create_delays.append(seconds)

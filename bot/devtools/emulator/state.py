@@ -37,6 +37,9 @@ CURRENT_USER: Final = "current_user"
 LIST_USERS: Final = "list_users"
 LIST_REPOS: Final = "list_repos"
 WEB_PAGE: Final = "web_page"
+STOP_RUN: Final = "stop_run"
+# What a stopped run shows (Codegen's own clients know STOPPED and CANCELLED).
+STOPPED_STATUS: Final = "STOPPED"
 
 
 # -- records -----------------------------------------------------------------------------------
@@ -77,8 +80,11 @@ class EmulatedRun:
     pinned_status: str | None = None
     pinned_at: datetime | None = None  # when it was pinned: a pinned COMPLETE ended then
     resume_prompts: list[str] = field(default_factory=list)
+    stops_at: datetime | None = None  # an accepted stop takes effect then
 
     def status_at(self, now: datetime, *, pending_seconds: float, active_seconds: float) -> str:
+        if self.stops_at is not None and now >= self.stops_at:
+            return STOPPED_STATUS
         if self.pinned_status is not None:
             return self.pinned_status
         started = self.leg_started_at or self.created_at
@@ -207,6 +213,11 @@ class EmulatorState:
         self.runs: dict[int, EmulatedRun] = {}
         self.received: list[ReceivedCall] = []
         self.rate_limited_count = 0
+        # Codegen documents no stop; the beta endpoint its Raycast client calls may be absent
+        # for an organization. False: it answers 404 as for an unknown path.
+        self.stop_supported = True
+        # How long an accepted stop takes to end the run (the agent finishes its step).
+        self.stop_seconds = 0.0
         self._next_run_id = FIRST_RUN_ID
         self._holds: set[asyncio.Future[None]] = set()
 
@@ -248,6 +259,11 @@ class EmulatorState:
         run = self._create_run(body, base_url=base_url)
         self.set_status(run.id, status)
         return run
+
+    def stop(self, run_id: int) -> None:
+        """What an accepted stop does: the run ends as STOPPED, `stop_seconds` from now."""
+        run = self.runs[run_id]
+        run.stops_at = self.clock.now() + timedelta(seconds=self.stop_seconds)
 
     def clear_rate_limits(self) -> None:
         self.create_limiter.clear()

@@ -141,7 +141,7 @@ async def test_mention_with_an_image_and_a_reply_in_the_thread(
     # The run paused and asked; the reply typed with ">" resumed that very run.
     assert "paused" in text.lower()
     assert resumed == [{"agent_run_id": 1000, "prompt": "make it 8px to the left"}]
-    assert "sent to run #1000" in text
+    assert "Sent to run #1000." in text
     assert "✅ Complete" in text
 
 

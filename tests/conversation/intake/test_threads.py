@@ -127,7 +127,7 @@ async def test_a_follow_up_in_a_paused_runs_thread_resumes_that_run(sqlite_url: 
         # Acknowledged in the thread at once: the first thing posted says where it went.
         ack = chat.slack.calls_to("chat.postMessage")[posts_before]
         assert ack["thread_ts"] == root
-        assert "sent to run #1000" in str(ack.params)
+        assert "Sent to run #1000." in str(ack.params)
 
         [resume] = chat.emulator.resume_bodies()
         assert resume["agent_run_id"] == 1000
@@ -153,40 +153,72 @@ async def test_a_follow_up_in_a_paused_runs_thread_resumes_that_run(sqlite_url: 
         assert "is complete" in final
 
 
-async def test_a_refused_resume_falls_back_to_a_new_run_with_the_threads_context(
+async def test_a_follow_up_to_an_ended_run_says_it_starts_a_new_run_with_the_thread(
     sqlite_url: str,
 ) -> None:
     async with Conversation.start(database_url=sqlite_url) as chat:
         root = await chat.mention("write the release notes")
         await chat.run_until_idle()
-        assert chat.emulator.status_of(1000) == "COMPLETE"  # a finished run cannot be resumed
+        assert chat.emulator.status_of(1000) == "COMPLETE"  # only a paused run resumes
 
+        posts_before = len(chat.slack.calls_to("chat.postMessage"))
         await chat.mention("also mention the API change", thread_ts=root)
+        card = chat.slack.calls_to("chat.postMessage")[posts_before]
+        assert "Run #1000 has ended; starting a new run with this thread as context." in str(
+            card.params
+        )
         await chat.run_until_idle()
 
-        refused = chat.emulator.calls("resume_run")
-        assert [(c.json["agent_run_id"], c.status) for c in refused] == [(1000, 422)]
+        assert chat.emulator.calls("resume_run") == []  # not tried: it could only fail
         _first, second = chat.emulator.created_bodies()
         assert second["prompt"].startswith("also mention the API change")
-        assert "This continues Codegen run #1000" in second["prompt"]
+        assert "This continues Codegen run #1000, which ended as COMPLETE." in second["prompt"]
         assert "Done: write the release notes" in second["prompt"]  # the previous summary
         assert "[alice]: " in second["prompt"]  # the thread, quoted
         assert second["metadata"]["parent_run_id"] == 1000
         assert second["metadata"]["slack"]["thread_ts"] == root
         assert second["metadata"]["slack"]["trigger"] == "thread_reply"
         assert set(second["metadata"]) == {"source", "request_id", "slack", "parent_run_id"}
-        assert any("#1001" in t and "is complete" in t for t in chat.bot_texts("C1", root))
+        texts = chat.bot_texts("C1", root)
+        assert any("#1001" in t and "is complete" in t for t in texts)
+        assert any(
+            "Run #1000 has ended; started run #1001 with this thread as context."
+            in str(m.get("blocks"))
+            for m in chat.slack.bot_messages("C1", thread_ts=root)
+        )
 
-        # A 404 (Codegen no longer knows the run) falls back the same way.
+
+async def test_a_refused_resume_falls_back_to_a_new_run_with_the_threads_context(
+    sqlite_url: str,
+) -> None:
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        # A 404 (Codegen no longer knows the paused run) starts a new run with the thread.
         chat.emulator.script.next_run_ends("PAUSED")
         other = await chat.mention("tidy the imports")
         await chat.advance(30)
         chat.emulator.script.fail_next_resume(404, message="Agent run not found")
         await chat.mention("and sort them", thread_ts=other)
         assert chat.emulator.calls("resume_run")[-1].status == 404
-        third = chat.emulator.created_bodies()[-1]
-        assert third["prompt"].startswith("and sort them")
-        assert third["metadata"]["parent_run_id"] == 1002
+        second = chat.emulator.created_bodies()[-1]
+        assert second["prompt"].startswith("and sort them")
+        assert (
+            "This continues Codegen run #1000, which could not be resumed (Agent run not found)."
+            in second["prompt"]
+        )
+        assert second["metadata"]["parent_run_id"] == 1000
+        await chat.advance(5)
+        cards = [t for t in chat.bot_texts("C1", other) if "Codegen run #1001" in t]
+        assert cards
+        run = await chat.runtime.store.runs.get(1001)
+        assert run is not None and (run.follows_run_id, run.follow_reason) == (
+            1000,
+            "not_resumable",
+        )
+        assert any(
+            "Codegen could not resume run #1000; started run #1001 with this thread as context."
+            in str(m.get("blocks"))
+            for m in chat.slack.bot_messages("C1", thread_ts=other)
+        )
 
 
 # -- direct messages (6) -----------------------------------------------------------------------

@@ -3,6 +3,8 @@ move 👀 → ⏳ → ✅/❌, a final reply that mentions the requester, and a 
 
 from __future__ import annotations
 
+import re
+
 from tests.harness import (
     CHANNEL,
     Conversation,
@@ -48,6 +50,8 @@ async def test_a_slash_command_ends_with_the_card_complete_the_summary_and_a_che
         reply = text_of(final)
         assert reply.startswith("✅ <@U1> Codegen run #1000 is complete")
         assert "Done: fix the flaky login test" in reply
+        # From the create to the poll that saw it end: 25 s at the emulator, seen within 5 s.
+        assert re.search(r"ran for about (2[5-9]|30) s", reply), reply
         assert (
             "<https://github.com/acme/web/pull/1000|Codegen: fix the flaky login test>"
             " · `codegen-bot/run-1000`"

@@ -120,7 +120,12 @@ def _assert_within_limits(message: RenderedMessage) -> None:
             ),
             ["✅", "Complete", "finished in 1 h 5 min"],
         ),
-        (_view("failed", status="CANCELLED", run_id=123), ["❌", "Failed", "`CANCELLED`"]),
+        (_view("failed", status="TIMEOUT", run_id=123), ["❌", "Failed", "`TIMEOUT`"]),
+        (_view("stopped", status="CANCELLED", run_id=123), ["⏹️", "Cancelled", "after"]),
+        (
+            _view("stopped", status="STOPPED", run_id=123, stop_requested_by="U0BOB"),
+            ["⏹️", "Stopped", "by <@U0BOB> after"],
+        ),
         (
             _view(
                 "error", error="Alloted agent runs for the current billing plan have been reached."
@@ -286,7 +291,9 @@ def test_final_reply_success_with_pull_requests() -> None:
     ("status", "expected"),
     [
         ("FAILED", ["❌", "failed", "`FAILED`"]),
-        ("CANCELLED", ["❌", "`CANCELLED`"]),
+        ("CANCELLED", ["⏹️", "was cancelled"]),
+        ("STOPPED", ["⏹️", "was stopped"]),
+        ("TIMEOUT", ["❌", "`TIMEOUT`"]),
         ("SOMETHING_NEW", ["⚠️", "`SOMETHING_NEW`"]),
         ("PAUSED", ["⏸️", "waiting for your reply in this thread"]),
     ],

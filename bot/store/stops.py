@@ -1,0 +1,38 @@
+"""Organizations whose Codegen refused a stop: the Stop button is not offered there until the
+bot restarts (start-up forgets the refusal), and the doctor reads why."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.store.tables import StopRefusal
+
+
+class StopRefusalStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def get(self, org_id: int) -> StopRefusal | None:
+        async with self.sessions() as session:
+            return await session.get(StopRefusal, org_id)
+
+    async def record(
+        self, org_id: int, *, status_code: int | None, message: str, now: datetime
+    ) -> None:
+        async with self.sessions.begin() as session:
+            row = await session.get(StopRefusal, org_id)
+            if row is None:
+                session.add(
+                    StopRefusal(
+                        org_id=org_id, status_code=status_code, message=message, refused_at=now
+                    )
+                )
+            else:
+                row.status_code, row.message, row.refused_at = status_code, message, now
+
+    async def forget(self, org_id: int) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(delete(StopRefusal).where(StopRefusal.org_id == org_id))

@@ -565,7 +565,7 @@ def run_doctor(*, settings: Settings | None = None, out: TextIO | None = None) -
             settings = load_settings()
         except ConfigError as error:
             print_results(
-                [fail("settings", str(error), "Correct the variable(s) named above.")], out=out
+                [fail("settings", str(error), "Correct the variables named above.")], out=out
             )
             return 1
     configure_logging(

@@ -129,7 +129,7 @@ class StopRequest(_Frozen):
 
 class ResolvedOption(_Frozen):
     value: str | None = None
-    # None: nobody set it, the API uses the organisation's own default.
+    # None: nobody set it, the API uses the organization's own default.
     source: OptionSource | None = None
 
 

@@ -92,7 +92,13 @@ async def _stop(server: uvicorn.Server, grace: float) -> None:
     while (state.connections or state.tasks) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.005)
     if state.tasks:
-        log.error("cancelling %d request(s) still running after %.0f s", len(state.tasks), grace)
+        count = len(state.tasks)
+        log.error(
+            "cancelling %d request%s still running after %.0f s",
+            count,
+            "" if count == 1 else "s",
+            grace,
+        )
         for task in list(state.tasks):
             task.cancel()
     for connection in list(state.connections):

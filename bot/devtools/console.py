@@ -48,7 +48,7 @@ from bot.config import Settings
 from bot.devtools.emulator import EmulatorState, running_emulator
 from bot.devtools.slack import FakeSlack
 from bot.devtools.terminal import TerminalView
-from bot.slack.text import slack_escape
+from bot.slack.text import plural, slack_escape
 
 log = logging.getLogger(__name__)
 
@@ -367,7 +367,10 @@ class Console:
         count = await self.unfinished()
         if count == 0:
             return True
-        self.view.say(f"(waiting up to {seconds:g} s for {count} unfinished request(s)/run(s))")
+        self.view.say(
+            f"(waiting up to {seconds:g} s for "
+            f"{plural(count, 'unfinished request or run', 'unfinished requests and runs')})"
+        )
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             await asyncio.sleep(step)

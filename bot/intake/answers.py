@@ -19,7 +19,7 @@ from bot.intake.options import (
 )
 from bot.requests import OptionField, RunOptions
 from bot.slack.render import status_emoji
-from bot.slack.text import format_duration
+from bot.slack.text import format_duration, shorten_mrkdwn
 from bot.store.store import Store
 from bot.store.tables import RequestStatus
 
@@ -80,7 +80,8 @@ class Answers:
                     f"{status_emoji(run.status)} {link} {run.status or 'PENDING'}: {prompt}"
                 )
             elif row.status == RequestStatus.FAILED:
-                lines.append(f"❌ not started ({(row.error or '')[:80]}): {prompt}")
+                reason = shorten_mrkdwn(row.error or "", 80).rstrip(".")
+                lines.append(f"❌ not started ({reason}): {prompt}")
             else:
                 lines.append(f"⏳ queued {_age(row.created_at, now)} ago: {prompt}")
         return "\n".join(lines)

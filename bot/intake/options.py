@@ -633,7 +633,7 @@ HELP_TEXT = "\n".join(
         '(quote names with spaces: `model="a b"`)',
         f"• `agent=&lt;type&gt;`: {_SHOWN_AGENTS}",
         "Options you type beat the channel's defaults (`/codegen config`), "
-        "which beat the organisation's defaults.",
+        "which beat the organization's defaults.",
         "",
         "*Examples*",
         "• `/codegen repo=acme/web fix the flaky login test`",

@@ -36,6 +36,7 @@ from bot.requests import RunRequest, StoredOptions, Trigger
 from bot.slack.cards import REACTION_RECEIVED, RunCards
 from bot.slack.gateway import SlackGateway
 from bot.slack.render import render_request_root
+from bot.slack.text import plural
 from bot.store.requests import PreparedRequest
 from bot.store.store import Store
 from bot.store.tables import QueuedRequest, RequestKind, TrackedRun
@@ -208,7 +209,7 @@ class Preparer:
                 await self.slack.post(
                     channel=channel,
                     thread_ts=thread_ts,
-                    text=f"I left out {len(batch.skipped)} attachment(s):\n{listed}",
+                    text=f"I left out {plural(len(batch.skipped), 'attachment')}:\n{listed}",
                     key=f"skipped:{row.id}",
                 )
         return prepared, card_ts

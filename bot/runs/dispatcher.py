@@ -50,6 +50,7 @@ from bot.metrics import Metrics
 from bot.runs.budget import CREATE, READ, OrgBudget
 from bot.slack.budget import Priority
 from bot.slack.cards import RunCards, notified_key
+from bot.slack.text import sentence
 from bot.store.budgets import Spend
 from bot.store.leases import LEASE_SECONDS, new_lease_owner
 from bot.store.store import Store
@@ -78,6 +79,10 @@ ETA_STEP = 10
 
 def failure_message(error: CodegenError) -> str:
     """What the user reads on the card for a create that Codegen refused for good."""
+    return sentence(_failure_text(error))
+
+
+def _failure_text(error: CodegenError) -> str:
     if isinstance(error, PlanLimitReached):
         return f"Codegen's plan limit is reached: {error.message}"
     if isinstance(error, Forbidden):

@@ -29,6 +29,7 @@ from bot.slack.text import (
     markdown_to_mrkdwn,
     mrkdwn_to_text,
     safe_url,
+    sentence,
     shorten,
     slack_escape,
 )
@@ -322,7 +323,7 @@ def _headline(view: CardView, now: datetime) -> tuple[str, str, str]:
         return "🚀", "Starting", "sending the request to Codegen"
     if view.phase == "error":
         reason = slack_escape(shorten((view.error or "").strip(), ERROR_CHARS))
-        return "🚫", "Couldn't start the run", reason or "the request failed"
+        return "🚫", "Couldn't start the run", sentence(reason) or "the request failed."
     if kind is StatusKind.UNKNOWN and view.phase in ("running", "failed", "complete"):
         return "⚠️", "Unknown status", f"{shown_status} after {format_duration(running_for)}"
     if view.phase == "running":
@@ -345,10 +346,10 @@ def _headline(view: CardView, now: datetime) -> tuple[str, str, str]:
         return "⏹️", label, f"{by}after {format_duration(running_for)}"
     # tracking_stopped: `error` says why (watchdog, maximum age) when the caller knows
     last = f" (last status {shown_status})" if status else ""
-    reason = slack_escape(shorten((view.error or "").strip(), ERROR_CHARS))
+    reason = slack_escape(shorten((view.error or "").strip(), ERROR_CHARS)).rstrip(".")
     if not reason:
         reason = f"it was still going after {format_duration(running_for)}"
-    return "🛑", "No longer following this run", f"{reason}{last}. Check it in Codegen"
+    return "🛑", "No longer following this run", f"{reason}{last}. Check it in Codegen."
 
 
 def _follow_up_hint(view: CardView) -> str:

@@ -15,8 +15,11 @@ __all__ = [
     "format_duration",
     "markdown_to_mrkdwn",
     "mrkdwn_to_text",
+    "plural",
     "safe_url",
+    "sentence",
     "shorten",
+    "shorten_mrkdwn",
     "slack_escape",
     "slack_unescape",
     "strip_invisible",
@@ -81,6 +84,35 @@ def shorten(text: str, limit: int, *, suffix: str = "…") -> str:
     if space >= room * 0.8:
         cut = cut[:space]
     return cut.rstrip() + suffix
+
+
+def shorten_mrkdwn(text: str, limit: int) -> str:
+    """`shorten` for mrkdwn: the cut never falls inside a code span, a `<…>` link or mention,
+    or an `&…;` entity (an unclosed one is dropped whole rather than broken)."""
+    short = shorten(text, limit)
+    if short == text:
+        return text
+    kept = short.removesuffix("…")
+    for opener, closer in (("<", ">"), ("&", ";")):
+        start = kept.rfind(opener)
+        if start != -1 and closer not in kept[start:]:
+            kept = kept[:start]
+    if kept.count("`") % 2:
+        kept = kept[: kept.rfind("`")]
+    return kept.rstrip(" ,;:(") + "…"
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """1 → "1 attachment", 3 → "3 attachments" (never "attachment(s)")."""
+    return f"{count:,} {noun if count == 1 else (nouns or noun + 's')}"
+
+
+def sentence(text: str) -> str:
+    """`text` ending as a sentence does: a period added unless it ends with punctuation."""
+    text = text.rstrip()
+    if not text or text[-1] in ".!?…:)`\"'":
+        return text
+    return text + "."
 
 
 def format_duration(seconds: float) -> str:

@@ -113,6 +113,7 @@ async def test_a_decompression_bomb_is_skipped_and_the_good_screenshot_goes(
         assert [decode(uri)[1] for uri in body["images"]] == [png()]
         [note] = [t for t in chat.bot_texts("C1", ts) if "left out" in t]
         assert "huge.png: too large to process" in note
+        assert note.startswith("I left out 1 attachment:")
 
 
 async def test_a_pdf_is_skipped_and_named_in_the_thread(sqlite_url: str) -> None:

@@ -133,6 +133,9 @@ async def test_an_unknown_repository_is_refused_with_the_closest_names_and_no_le
         assert chat.slack.bot_reactions("C1", ts) == []
         listing = ack_text(await chat.slash("list"))
         assert "not started (No repository `acme/wbe`" in listing
+        for line in [line for line in listing.splitlines() if "not started" in line]:
+            reason = line.split("not started (", 1)[1].rsplit("): ", 1)[0]
+            assert reason.count("`") % 2 == 0, line  # never cut inside a code span
 
 
 async def test_codegen_unreachable_while_preparing_keeps_the_request_and_it_runs_once_later(

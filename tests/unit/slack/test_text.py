@@ -8,7 +8,10 @@ from bot.slack.text import (
     format_duration,
     markdown_to_mrkdwn,
     mrkdwn_to_text,
+    plural,
+    sentence,
     shorten,
+    shorten_mrkdwn,
     slack_escape,
     slack_unescape,
     ts_key,
@@ -67,3 +70,36 @@ def test_timestamps_order_without_float_rounding() -> None:
     assert ts_key("1700000000.000100") < ts_key("1700000000.000101") < ts_key("1700000001.0")
     assert ts_key("1700000000.1") == (1700000000, 100000)
     assert ts_key("not a ts") == (0, 0)
+
+
+def test_plural_counts_without_parentheses() -> None:
+    assert plural(1, "attachment") == "1 attachment"
+    assert plural(3, "attachment") == "3 attachments"
+    assert plural(0, "run") == "0 runs"
+    assert plural(2, "repository", "repositories") == "2 repositories"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Codegen refused repo_id", "Codegen refused repo_id."),
+        ("Done.", "Done."),
+        ("Which run?", "Which run?"),
+        ("see `x`", "see `x`"),
+        ("", ""),
+    ],
+)
+def test_sentence_ends_with_its_period(text: str, expected: str) -> None:
+    assert sentence(text) == expected
+
+
+def test_shorten_mrkdwn_never_cuts_inside_markup() -> None:
+    reason = (
+        "No repository `acme/webbbbbbbbbbbbbbb` in this Codegen organization. Closest: `acme/web`"
+    )
+    cut = shorten_mrkdwn(reason, 40)
+    assert cut.count("`") % 2 == 0 and cut.endswith("…") and len(cut) <= 40
+    assert cut == "No repository `acme/webbbbbbbbbbbbbbb`…"
+    linked = shorten_mrkdwn("see <https://example.com/a/very/long/path|the run> for more", 30)
+    assert "<" not in linked and linked.endswith("…")
+    assert shorten_mrkdwn("short `code`", 80) == "short `code`"

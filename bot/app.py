@@ -259,6 +259,7 @@ async def build_runtime(
         metrics=metrics,
         wake_dispatcher=dispatcher.wake,
         lease_seconds=lease_seconds,
+        catalog=catalog,
     )
     tracker = Tracker(
         traffic=traffic,

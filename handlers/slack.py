@@ -149,11 +149,7 @@ def register(
             if await intake.admit(request) is Admission.UNAVAILABLE:
                 await ack(response_type="ephemeral", text=STORE_UNAVAILABLE_TEXT)
                 return
-            await ack(
-                response_type="ephemeral",
-                text="Queued. I will post the run in a thread here and keep its status card up "
-                "to date.",
-            )
+            await ack(response_type="ephemeral", text=intake.queued_text(request))
 
     @app.event("app_mention")
     async def app_mention(event: dict[str, Any], context: AsyncBoltContext) -> None:

@@ -57,6 +57,28 @@ class RepoCatalog:
         self._loaded_at: datetime | None = None
         self._lock = asyncio.Lock()
 
+    def fresh(self) -> list[RepoResponse] | None:
+        """The list when it was read within the TTL, else None (no I/O: the ack path)."""
+        if self._repos is None or self._loaded_at is None:
+            return None
+        if self.clock.now() - self._loaded_at > timedelta(seconds=self.ttl):
+            return None
+        return self._repos
+
+    def refusal_now(self, value: str) -> str | None:
+        """Why `value` (an id or owner/name) names no repository, judged from a fresh list
+        without I/O; None when it does, or when the list is not fresh enough to say."""
+        repos = self.fresh()
+        if repos is None:
+            return None
+        if value.isdigit():
+            if any(r.id == int(value) for r in repos):
+                return None
+            return _unknown(f"#{value}", repos)
+        if any(r.full_name.lower() == value.lower() for r in repos):
+            return None
+        return _unknown(value, repos)
+
     async def repos(self) -> list[RepoResponse]:
         async with self._lock:
             now = self.clock.now()
@@ -114,14 +136,19 @@ class RepoCatalog:
             raise RequestRefused(
                 f"I could not look up repository `{value}` in Codegen: {error.message}"
             ) from None
-        by_name = {r.full_name.lower(): r for r in repos}
-        found = by_name.get(value.lower())
+        found = next((r for r in repos if r.full_name.lower() == value.lower()), None)
         if found is not None:
             return found.id, found.full_name
-        closest = difflib.get_close_matches(value.lower(), list(by_name), n=3, cutoff=0.4)
-        hint = (
-            "Closest: " + ", ".join(f"`{by_name[n].full_name}`" for n in closest)
-            if closest
-            else "Known: " + ", ".join(f"`{r.full_name}`" for r in repos[:10])
-        )
-        raise RequestRefused(f"No repository `{value}` in this Codegen organization. {hint}")
+        raise RequestRefused(_unknown(value, repos))
+
+
+def _unknown(value: str, repos: list[RepoResponse]) -> str:
+    """The refusal for a repository the organization does not have, with the closest names."""
+    by_name = {r.full_name.lower(): r for r in repos}
+    closest = difflib.get_close_matches(value.lower(), list(by_name), n=3, cutoff=0.4)
+    hint = (
+        "Closest: " + ", ".join(f"`{by_name[n].full_name}`" for n in closest) + "."
+        if closest
+        else "Known: " + ", ".join(f"`{r.full_name}`" for r in repos[:10]) + "."
+    )
+    return f"No repository `{value}` in this Codegen organization. {hint}"

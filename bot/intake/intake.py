@@ -32,11 +32,12 @@ from bot.clock import Clock
 from bot.codegen.models import StatusKind, classify_status
 from bot.config import Settings
 from bot.errors import SlackBusy, TryLater
+from bot.intake.catalog import RepoCatalog
 from bot.intake.prepare import Preparer
 from bot.intake.replies import Replies
 from bot.logs import log_context
 from bot.metrics import Metrics
-from bot.requests import RunRequest, StoredOptions
+from bot.requests import RunOptions, RunRequest, StoredOptions
 from bot.store.leases import LEASE_SECONDS, new_lease_owner
 from bot.store.store import Store
 from bot.store.tables import QueuedRequest, RequestKind, RequestStatus
@@ -82,8 +83,10 @@ class Intake:
         prepare_concurrency: int = PREPARE_CONCURRENCY,
         lease_seconds: float = LEASE_SECONDS,
         traffic: AckTraffic | None = None,
+        catalog: RepoCatalog | None = None,
     ) -> None:
         self.traffic = traffic or AckTraffic()
+        self.catalog = catalog
         self.settings = settings
         self.store = store
         self.preparer = preparer
@@ -246,7 +249,35 @@ class Intake:
                 f"Your request is {len(request.prompt):,} characters long; the limit is "
                 f"{limit:,} (MAX_PROMPT_CHARS). Please shorten it."
             )
+        repo = request.options.repo
+        if repo is not None and self.catalog is not None:
+            unknown = self.catalog.refusal_now(repo)
+            if unknown is not None:
+                return f"{unknown} Nothing was started."
         return None
+
+    def queued_text(self, request: RunRequest) -> str:
+        """The ack of an admitted slash command: what was taken as options, and a promise
+        only as firm as what was checked (a repository name is checked before the ack only
+        when the repository list is fresh)."""
+        taken = describe_options(request.options)
+        options = f" Options taken: {taken}." if taken else ""
+        repo = request.options.repo
+        if repo is not None and (self.catalog is None or self.catalog.fresh() is None):
+            return (
+                f"Queued.{options} I will check repository `{repo}` with Codegen, then post "
+                "the run in a thread here, or tell you why I could not start it."
+            )
+        return (
+            f"Queued.{options} I will post the run in a thread here and keep its status card "
+            "up to date."
+        )
+
+
+def describe_options(options: RunOptions) -> str:
+    """`repo `acme/web`, agent `claude_code`` for the options typed ("" for none)."""
+    labels = {"repo": "repo", "model": "model", "agent_type": "agent"}
+    return ", ".join(f"{labels[key]} `{value}`" for key, value in options.given().items())
 
 
 def is_waiting(status: str | None) -> bool:

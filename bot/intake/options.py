@@ -3,16 +3,19 @@
 Pure functions only. Every rule for reading a request lives here so the slash command, mentions,
 thread replies and the terminal console all understand the same text the same way.
 
-Options (DESIGN.md) may stand anywhere in a request as `key=value`, or as a leading
-`[key=value, key=value]`; the last one wins:
+The option grammar, one rule (docs/contracts.md repeats it):
 
-- `repo=<id or owner/name>` (a GitHub URL is accepted too),
-- `model=<name>`,
-- `agent=codegen|claude_code`.
+    An option is `key=value` for the keys `repo`, `model` and `agent` (alias `agent_type`),
+    standing anywhere outside code, alone or in a bracketed group `[key=value, key=value]`
+    (commas or spaces between them). The last value given for a key wins.
 
-Outside brackets, a `key=value` whose key is not one of these is ordinary prompt text
-(`set timeout=30` stays in the prompt); inside a leading `[...]` an unknown key is an error.
-Text inside backticks is never read as options, so pasted code stays exactly as it was.
+- `repo=<id or owner/name>` (a GitHub URL is accepted too), `model=<name>` (quote names with
+  spaces), `agent=codegen|claude_code`.
+- Outside a group, a `key=value` with any other key is ordinary prompt text (`set timeout=30`
+  stays in the prompt); a group that starts with a known key is options, and an unknown key
+  in it is an error. A group at the very start is options whatever its first key.
+- A `[` that opens a group of options and is never closed is an error that names it.
+- Text inside backticks is never read as options, so pasted code stays exactly as it was.
 """
 
 from __future__ import annotations
@@ -282,6 +285,12 @@ _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
 # Leading `[key=value, ...]`, optionally after Slack mention tokens (`<@U123> [repo=x] …`).
 _LEADING_BLOCK = re.compile(r"^(?P<lead>\s*(?:<[@#!][^<>]*>\s*)*)\[(?P<body>[^\[\]]*)\]")
 _LOOKS_LIKE_OPTIONS = re.compile(r"^\s*[A-Za-z_][\w-]*\s*=")
+# A group elsewhere is options when its first key is one (`fix it [model=x]`).
+_KEYS = r"(?:repo|model|agent_type|agent)"
+_LATER_BLOCK = re.compile(
+    rf"(?<![^\s,;(])\[(?P<body>\s*{_KEYS}\s*=[^\[\]\n]*)\](?=$|[\s,;.:!?)])", re.IGNORECASE
+)
+_OPEN_BLOCK = re.compile(rf"(?<![^\s,;(])\[\s*{_KEYS}\s*=", re.IGNORECASE)
 _BLOCK_ITEM = re.compile(
     r"""\s*(?P<key>[A-Za-z_][\w-]*)\s*=\s*"""
     r"""(?P<value>"[^"]*"|'[^']*'|“[^”]*”|‘[^’]*’|<[^<>]*>|[^\s,"'“‘<][^\s,]*|)\s*(?:,|(?=\s)|$)"""
@@ -343,13 +352,28 @@ def _inline_options(text: str) -> tuple[str, list[tuple[OptionField, str]]]:
         found.append(parse_option_value(match.group("key"), raw))
         return _SENTINEL + tail
 
+    def replace_block(match: re.Match[str]) -> str:
+        found.extend(_parse_block(match.group("body")))
+        return _SENTINEL
+
+    def read(prose: str) -> str:
+        prose = _LATER_BLOCK.sub(replace_block, prose)
+        unclosed = _OPEN_BLOCK.search(prose)
+        if unclosed is not None:
+            shown = prose[unclosed.start() :].split("\n")[0]
+            raise OptionError(
+                f"The `[` in `{_echo(shown)}` is never closed: a group of options ends with "
+                "`]`, e.g. `[repo=acme/web, model=gpt-5] add a readme`. Nothing was started."
+            )
+        return _INLINE_OPTION.sub(replace, prose)
+
     pieces: list[str] = []
     pos = 0
     for code in _CODE.finditer(text):
-        pieces.append(_INLINE_OPTION.sub(replace, text[pos : code.start()]))
+        pieces.append(read(text[pos : code.start()]))
         pieces.append(code.group())
         pos = code.end()
-    pieces.append(_INLINE_OPTION.sub(replace, text[pos:]))
+    pieces.append(read(text[pos:]))
     return "".join(pieces), found
 
 
@@ -626,8 +650,8 @@ HELP_TEXT = "\n".join(
         "• In a run's thread: reply to answer a paused agent; mention me to follow up; "
         "`@Codegen stop` stops the run.",
         "",
-        "*Options* (anywhere as `key=value`, or up front as `[key=value, key=value]`; "
-        "the last one wins)",
+        "*Options* (anywhere as `key=value`, alone or grouped as `[key=value, key=value]`; "
+        "the last one wins; an unclosed `[` is an error)",
         "• `repo=&lt;id or owner/name&gt;`: the repository, e.g. `repo=acme/web` or `repo=42`",
         "• `model=&lt;name&gt;`: the model, e.g. `model=gpt-5` "
         '(quote names with spaces: `model="a b"`)',

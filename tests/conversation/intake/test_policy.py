@@ -131,8 +131,11 @@ async def test_an_unknown_repository_is_refused_with_the_closest_names_and_no_le
         assert "Closest: `acme/web`" in chat.slack.ephemerals[-1]["text"]
         assert chat.slack.bot_messages("C1") == []
         assert chat.slack.bot_reactions("C1", ts) == []
+        # The list is fresh by now, so that one was refused before it was queued: only the
+        # first is listed, its reason cut outside any code span.
         listing = ack_text(await chat.slash("list"))
-        assert "not started (No repository `acme/wbe`" in listing
+        assert "not started (No repository `acme/dcos`" in listing
+        assert "acme/wbe" not in listing
         for line in [line for line in listing.splitlines() if "not started" in line]:
             reason = line.split("not started (", 1)[1].rsplit("): ", 1)[0]
             assert reason.count("`") % 2 == 0, line  # never cut inside a code span
@@ -155,3 +158,55 @@ async def test_codegen_unreachable_while_preparing_keeps_the_request_and_it_runs
         assert (body["prompt"], body["repo_id"]) == ("fix the nav", 101)
         roots = [m for m in chat.slack.bot_messages("C1") if m.get("thread_ts") in (None, m["ts"])]
         assert len(roots) == 1
+
+
+async def test_a_typo_in_a_repository_is_refused_at_the_ack_once_the_list_is_fresh(
+    sqlite_url: str,
+) -> None:
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        # The list has not been read yet: the ack promises no run, only a check.
+        first = ack_text(await chat.slash("write docs repo=acme/webb"))
+        assert first.startswith("Queued. Options taken: repo `acme/webb`.")
+        assert "I will check repository `acme/webb` with Codegen" in first
+        assert "post the run" in first and "or tell you why I could not start it" in first
+        assert "Closest: `acme/web`" in chat.ephemeral_texts()[-1]
+        reads = len(chat.emulator.calls("list_repos"))
+
+        # Now the list is fresh: the same typo is refused in the ack itself, nothing queued.
+        queued = len(await chat.queued_requests())
+        refused = ack_text(await chat.slash("write docs repo=acme/webb"))
+        assert refused.startswith(
+            "No repository `acme/webb` in this Codegen organization. Closest: `acme/web`"
+        )
+        assert refused.endswith(". Nothing was started.")
+        assert len(await chat.queued_requests()) == queued
+        assert len(chat.emulator.calls("list_repos")) == reads  # judged without a call
+        # A known name is acked with the firm promise, and the options it took.
+        ok = ack_text(await chat.slash("write docs repo=acme/web agent=claude_code"))
+        assert ok == (
+            "Queued. Options taken: repo `acme/web`, agent `claude_code`. I will post the run "
+            "in a thread here and keep its status card up to date."
+        )
+        # Past the list's time to live, the check goes back to after the ack.
+        await chat.advance(400, step=50)
+        later = ack_text(await chat.slash("write docs repo=acme/webb"))
+        assert later.startswith("Queued.") and "I will check repository" in later
+        assert chat.emulator.created_bodies()[-1]["repo_id"] == 101
+
+
+async def test_options_grammar_errors_name_what_is_wrong_and_groups_count_anywhere(
+    sqlite_url: str,
+) -> None:
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        unclosed = ack_text(
+            await chat.slash("[repo=acme/web, model=y agent=claude_code add a readme")
+        )
+        assert "is never closed" in unclosed and "Nothing was started." in unclosed
+        assert await chat.queued_requests() == []
+
+        ack = ack_text(await chat.slash("add a readme [model=gpt-5, agent=claude_code]"))
+        assert "Options taken: model `gpt-5`, agent `claude_code`." in ack
+        await chat.run_until_idle()
+        [body] = chat.emulator.created_bodies()
+        assert body["prompt"] == "add a readme"
+        assert (body["model"], body["agent_type"]) == ("gpt-5", "claude_code")

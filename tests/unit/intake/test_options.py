@@ -60,8 +60,17 @@ from bot.requests import ResolvedOption, RunOptions
         ("set timeout=30 repo=acme/web", "set timeout=30", {"repo": "acme/web"}),
         # a bracket that is not options stays in the prompt
         ("[WIP] fix the thing", "[WIP] fix the thing", {}),
-        # mid-text brackets are not the leading block
-        ("fix it [repo=acme/web]", "fix it [repo=acme/web]", {}),
+        # a group of options stands anywhere (its first key known), the last value wins
+        ("fix it [repo=acme/web]", "fix it", {"repo": "acme/web"}),
+        (
+            "add a readme [model=gpt-5, agent=codegen].",
+            "add a readme.",
+            {"model": "gpt-5", "agent_type": "codegen"},
+        ),
+        ("[repo=1] fix [model=a] then model=b", "fix then", {"repo": "1", "model": "b"}),
+        # a bracket in prose that is not a group of options stays
+        ("tick [x] when done [timeout=3]", "tick [x] when done [timeout=3]", {}),
+        ("see `[repo=foo` in code", "see `[repo=foo` in code", {}),
         # keys are case-insensitive, `agent_type` is an alias, agent values are forgiving
         (
             "Repo=acme/web AGENT=Claude-Code go",
@@ -153,6 +162,14 @@ def test_options_only_gives_empty_prompt() -> None:
         ("[repo=] fix", ["`repo=`", "needs a value"]),
         # a mention is not a model
         ("model=<@U123> fix", ["is not a model"]),
+        # a group of options that is never closed
+        (
+            "[repo=acme/web, model=y agent=claude_code add a readme",
+            ["The `[` in `[repo=acme/web, model=y", "is never closed", "`]`"],
+        ),
+        ("add a readme [model=gpt-5", ["is never closed"]),
+        # an unknown key in a later group of options
+        ("fix it [repo=acme/web, timeout=3]", ["`timeout`", "`repo`"]),
     ],
 )
 def test_option_errors(text: str, must_mention: list[str]) -> None:

@@ -125,11 +125,17 @@ def register(
             await ack(response_type="ephemeral", text=await answers.recent(user_id))
         elif isinstance(parsed, ConfigShowCommand):
             await ack(response_type="ephemeral", text=await answers.config(channel_id))
-        elif isinstance(parsed, ConfigSetCommand):
-            reply = await answers.set_config(channel_id, parsed, user_id=user_id)
-            await ack(response_type="ephemeral", text=reply)
-        elif isinstance(parsed, ConfigResetCommand):
-            await ack(response_type="ephemeral", text=await answers.reset_config(channel_id))
+        elif isinstance(parsed, ConfigSetCommand | ConfigResetCommand):
+            denied = intake.who_may_not(
+                user_id=user_id, channel_id=channel_id, what="change this channel's defaults"
+            )
+            if denied:
+                await ack(response_type="ephemeral", text=f"{denied} Nothing was changed.")
+            elif isinstance(parsed, ConfigSetCommand):
+                reply = await answers.set_config(channel_id, parsed, user_id=user_id)
+                await ack(response_type="ephemeral", text=reply)
+            else:
+                await ack(response_type="ephemeral", text=await answers.reset_config(channel_id))
         elif isinstance(parsed, RunCommand):
             request = RunRequest(
                 prompt=slack_unescape(parsed.prompt),

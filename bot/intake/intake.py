@@ -230,19 +230,31 @@ class Intake:
         except Exception:  # the lease lapses and frees it all the same
             log.warning("could not release request %s", row.id, exc_info=True)
 
-    def refusal(self, request: RunRequest) -> str | None:
-        """Policy checks that need no I/O: who may ask, and how much."""
+    def who_may_not(self, *, user_id: str, channel_id: str, what: str) -> str | None:
+        """ALLOWED_SLACK_USERS and ALLOWED_SLACK_CHANNELS, for everything a person can change:
+        why `user_id` may not `what` ("start Codegen runs") from `channel_id`, or None."""
         users, channels = self.settings.allowed_slack_users, self.settings.allowed_slack_channels
-        if users and request.slack.user_id not in users:
+        if users and user_id not in users:
             return (
-                "Sorry, you are not on this bot's list of people who may start Codegen runs. "
+                f"Sorry, you are not on this bot's list of people who may {what}. "
                 "Ask an admin to add your Slack user id to ALLOWED_SLACK_USERS."
             )
-        if channels and request.slack.channel_id not in channels and not _is_dm(request):
+        if channels and channel_id not in channels and not channel_id.startswith("D"):
             return (
-                "Codegen runs cannot be started from this channel. "
+                f"This channel is not on the bot's list of channels where people may {what}. "
                 "Ask an admin to add it to ALLOWED_SLACK_CHANNELS."
             )
+        return None
+
+    def refusal(self, request: RunRequest) -> str | None:
+        """Policy checks that need no I/O: who may ask, and how much."""
+        denied = self.who_may_not(
+            user_id=request.slack.user_id,
+            channel_id=request.slack.channel_id,
+            what="start Codegen runs",
+        )
+        if denied:
+            return denied
         limit = self.settings.max_prompt_chars
         if len(request.prompt) > limit:
             return (
@@ -282,7 +294,3 @@ def describe_options(options: RunOptions) -> str:
 
 def is_waiting(status: str | None) -> bool:
     return classify_status(status) is StatusKind.WAITING_FOR_INPUT
-
-
-def _is_dm(request: RunRequest) -> bool:
-    return request.slack.channel_id.startswith("D")

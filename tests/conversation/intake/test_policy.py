@@ -37,7 +37,7 @@ async def test_channels_not_on_allowed_slack_channels_are_refused(sqlite_url: st
     async with Conversation.start(database_url=sqlite_url, allowed_slack_channels="C1") as chat:
         chat.slack.add_channel("C2", name="random")
         refused = ack_text(await chat.slash("fix it", channel="C2"))
-        assert "cannot be started from this channel" in refused
+        assert "not on the bot's list of channels where people may start Codegen runs" in refused
         assert "ALLOWED_SLACK_CHANNELS" in refused
         await chat.mention("fix it", channel="C2")
         assert "ALLOWED_SLACK_CHANNELS" in chat.slack.ephemerals[-1]["text"]
@@ -50,6 +50,26 @@ async def test_channels_not_on_allowed_slack_channels_are_refused(sqlite_url: st
         # A DM with the bot is a person asking privately, not a channel: allowed.
         await chat.dm("fix it too")
         assert len(chat.emulator.created_bodies()) == 2
+
+
+async def test_the_allowlists_cover_channel_defaults_too(sqlite_url: str) -> None:
+    async with Conversation.start(
+        database_url=sqlite_url, allowed_slack_users="U1", allowed_slack_channels="C1"
+    ) as chat:
+        chat.slack.add_channel("C2", name="random")
+        for text in ("config repo=acme/api", "config reset"):
+            refused = ack_text(await chat.slash(text, user="U2"))
+            assert "may change this channel's defaults" in refused, refused
+            assert "ALLOWED_SLACK_USERS" in refused and refused.endswith("Nothing was changed.")
+            elsewhere = ack_text(await chat.slash(text, channel="C2"))
+            assert "ALLOWED_SLACK_CHANNELS" in elsewhere
+        assert await chat.runtime.store.channels.defaults("C1") is None
+        assert await chat.runtime.store.channels.defaults("C2") is None
+        # Reading them is for everyone; the allowed person in the allowed channel may change.
+        assert "Defaults for runs" in ack_text(await chat.slash("config", user="U2"))
+        assert ack_text(await chat.slash("config repo=acme/api")).startswith("Saved.")
+        defaults = await chat.runtime.store.channels.defaults("C1")
+        assert defaults is not None and defaults.repo == "acme/api"
 
 
 async def test_an_empty_request_gets_the_help_text(sqlite_url: str) -> None:

@@ -249,11 +249,7 @@ async def check_database(settings: Settings, *, wait: float = TIMEOUT_SECONDS) -
         await engine.dispose()
         return [
             ok(reach, f"{shown}: the file does not exist yet; the bot creates it"),
-            fail(
-                migrated,
-                "the database has not been created or migrated yet",
-                "Run `codegen-bot migrate` (the bot also migrates when it starts).",
-            ),
+            ok(migrated, "a new database: the bot creates its tables when it starts"),
         ]
     try:
         try:
@@ -282,18 +278,42 @@ async def check_database(settings: Settings, *, wait: float = TIMEOUT_SECONDS) -
             )
             return results
         if pending:
+            # Not a failure: the bot applies them itself when it starts.
             results.append(
-                fail(
+                ok(
                     migrated,
-                    "the database is not at the newest migration",
-                    "Run `codegen-bot migrate` (the bot also migrates when it starts).",
+                    "not at the newest migration yet: the bot applies the missing ones when "
+                    "it starts (or run `codegen-bot migrate`)",
                 )
             )
         else:
             results.append(ok(migrated, "at the newest migration"))
+            results.append(await _check_stop_refusal(engine, settings))
         return results
     finally:
         await engine.dispose()
+
+
+async def _check_stop_refusal(engine: Any, settings: Settings) -> CheckResult:
+    """Whether the running bot offers the Stop button: it stops when Codegen refuses a stop
+    (its stop endpoint is beta) and says so here until it restarts."""
+    from bot.store.store import Store
+
+    name = "codegen stop"
+    try:
+        refusal = await Store(engine).stop_refusals.get(settings.effective_org_id)
+    except SQLAlchemyError as error:
+        return skip(name, f"not checked ({type(error).__name__})")
+    if refusal is None:
+        return ok(name, "the Stop button is offered (Codegen's beta stop endpoint)")
+    status = f"HTTP {refusal.status_code}" if refusal.status_code else "no answer"
+    return warn(
+        name,
+        f"Codegen refused a stop at {refusal.refused_at:%Y-%m-%d %H:%M} UTC ({status}: "
+        f"{refusal.message}); the Stop button is hidden until the bot restarts",
+        "Nothing to fix in the bot: people stop runs in Codegen meanwhile. A restart offers "
+        "the button again, in case Codegen has added the endpoint for this organization.",
+    )
 
 
 async def _select_one(engine: Any) -> None:
@@ -328,8 +348,15 @@ async def check_slack(settings: Settings, *, wait: float = TIMEOUT_SECONDS) -> l
             ),
             skip(scopes_name, "not checked: no bot token"),
         ]
+    results = await _check_bot_token(settings, token.get_secret_value(), wait)
+    if settings.slack_app_token is not None and settings.slack_app_token.get_secret_value():
+        results.append(await _check_app_token(settings, wait))
+    return results
+
+
+async def _check_bot_token(settings: Settings, value: str, wait: float) -> list[CheckResult]:
+    token_name, scopes_name = "slack token", "slack scopes"
     results: list[CheckResult] = []
-    value = token.get_secret_value()
     client = AsyncWebClient(
         token=value, base_url=settings.slack_api_url, timeout=int(wait), retry_handlers=[]
     )
@@ -394,8 +421,6 @@ async def check_slack(settings: Settings, *, wait: float = TIMEOUT_SECONDS) -> l
             )
         else:
             results.append(ok(scopes_name, f"all {len(BOT_SCOPES)} scopes the manifest asks for"))
-    if settings.slack_app_token is not None and settings.slack_app_token.get_secret_value():
-        results.append(await _check_app_token(settings, wait))
     return results
 
 
@@ -403,6 +428,13 @@ async def _check_app_token(settings: Settings, wait: float) -> CheckResult:
     name = "slack app token"
     assert settings.slack_app_token is not None
     app_token = settings.slack_app_token.get_secret_value()
+    if not app_token.startswith("xapp-"):
+        return fail(
+            name,
+            "SLACK_APP_TOKEN is not an app-level token (they start with xapp-)",
+            f"Create an app-level token with connections:write ({SLACK_APPS_URL} → your app → "
+            "Basic Information → App-Level Tokens) and set SLACK_APP_TOKEN to it.",
+        )
     client = AsyncWebClient(base_url=settings.slack_api_url, timeout=int(wait), retry_handlers=[])
     try:
         await _bounded(client.apps_connections_open(app_token=app_token), wait + 1)
@@ -505,10 +537,42 @@ async def check_codegen(settings: Settings, *, wait: float = TIMEOUT_SECONDS) ->
                     "Connect a GitHub repository to the organization in Codegen.",
                 )
             )
-        else:
-            plural = "y" if page.total == 1 else "ies"
-            results.append(ok(org_name, f"organization {org}: {page.total} repositor{plural}"))
+            return results
+        plural = "y" if page.total == 1 else "ies"
+        results.append(ok(org_name, f"organization {org}: {page.total} repositor{plural}"))
+        if settings.codegen_default_repo_id is not None:
+            results.append(await _check_default_repo(client, settings.codegen_default_repo_id))
         return results
+
+
+async def _check_default_repo(client: CodegenClient, repo_id: int) -> CheckResult:
+    """CODEGEN_DEFAULT_REPO_ID names one of the organization's repositories (else every run
+    without `repo=` fails, and only at run time)."""
+    name = "codegen default repo"
+    names: list[str] = []
+    try:
+        while True:
+            page = await client.list_repos(skip=len(names), limit=100)
+            for repo in page.items:
+                if repo.id == repo_id:
+                    return ok(name, f"CODEGEN_DEFAULT_REPO_ID={repo_id}: {repo.full_name}")
+            names.extend(r.full_name for r in page.items)
+            if not page.items or len(names) >= page.total:
+                break
+    except CodegenError as error:
+        return fail(
+            name,
+            f"cannot list the repositories to check CODEGEN_DEFAULT_REPO_ID ({error.message})",
+            "Run the doctor again; if it persists, check CODEGEN_ORG_ID.",
+        )
+    shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+    return fail(
+        name,
+        f"CODEGEN_DEFAULT_REPO_ID={repo_id} is not a repository of this organization: runs "
+        "without repo= would be refused",
+        f"Set CODEGEN_DEFAULT_REPO_ID to one of the organization's repository ids ({shown}; "
+        "their ids are on the repository pages in Codegen), or unset it.",
+    )
 
 
 # -- all together -------------------------------------------------------------------------------

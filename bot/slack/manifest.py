@@ -162,13 +162,17 @@ def load_manifest() -> dict[str, Any]:
     return data
 
 
-_URL = re.compile(r"^https?://[^\s/]+")
+_URL = re.compile(r"^https://[^\s/]+")
 
 
 def events_url(base_url: str) -> str:
-    """`https://host/prefix` → `https://host/prefix/slack/events`."""
+    """`https://host/prefix` → `https://host/prefix/slack/events`. Slack sends events and
+    commands only to https request URLs, so anything else is refused here, not at Slack."""
     if not _URL.match(base_url):
-        raise ValueError(f"base URL must be an http(s):// URL (got {base_url!r})")
+        raise ValueError(
+            f"base URL must be an https:// URL: Slack requires https for request URLs "
+            f"(got {base_url!r})"
+        )
     return base_url.rstrip("/") + EVENTS_PATH
 
 

@@ -114,7 +114,7 @@ def test_manifest_default_is_socket_mode(capsys: pytest.CaptureFixture[str]) -> 
 
 def test_manifest_refuses_a_bad_url(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["manifest", "--http", "bot.example.com"]) == 2
-    assert "http(s)://" in capsys.readouterr().err
+    assert "must be an https:// URL" in capsys.readouterr().err
 
 
 def test_migrate(

@@ -34,6 +34,7 @@ ALL_CHECKS = [
     "codegen settings",
     "database",
     "migrations",
+    "codegen stop",
     "slack token",
     "slack scopes",
     "codegen token",
@@ -148,22 +149,58 @@ async def test_sync_driver_url_asks_for_an_async_driver(world: World) -> None:
     assert "aiosqlite" in (by_name(results)["database"].fix or "")
 
 
-async def test_unmigrated_database(world: World, tmp_path: Path) -> None:
+async def test_an_unmigrated_database_is_not_a_failure(world: World, tmp_path: Path) -> None:
+    """The bot migrates when it starts: a fresh install is green."""
     empty = tmp_path / "empty.db"
     engine = create_engine(f"sqlite+aiosqlite:///{empty}")
     async with engine.connect() as conn:  # the file exists, without tables
         await conn.exec_driver_sql("SELECT 1")
     await engine.dispose()
     results = await run_checks(world.settings(database_url=f"sqlite+aiosqlite:///{empty}"))
-    assert failures(results) == ["migrations"]
-    assert "codegen-bot migrate" in (by_name(results)["migrations"].fix or "")
+    assert failures(results) == []
+    migrations = by_name(results)["migrations"]
+    assert migrations.status == "ok"
+    assert "the bot applies the missing ones when it starts" in migrations.detail
 
 
-async def test_missing_sqlite_file_is_not_created(world: World, tmp_path: Path) -> None:
+async def test_a_fresh_install_is_green_and_its_file_is_not_created(
+    world: World, tmp_path: Path
+) -> None:
     missing = tmp_path / "later.db"
     results = await run_checks(world.settings(database_url=f"sqlite+aiosqlite:///{missing}"))
-    assert failures(results) == ["migrations"]
+    assert failures(results) == []
+    assert "the bot creates its tables when it starts" in by_name(results)["migrations"].detail
+    assert format_results(results).splitlines()[-1] == "Everything checked is in order."
     assert not missing.exists()
+
+
+async def test_a_default_repository_that_does_not_exist_is_red(world: World) -> None:
+    results = await run_checks(world.settings(codegen_default_repo_id=999))
+    assert failures(results) == ["codegen default repo"]
+    check = by_name(results)["codegen default repo"]
+    assert "CODEGEN_DEFAULT_REPO_ID=999 is not a repository of this organization" in check.detail
+    assert "acme/web" in (check.fix or "")
+    green = by_name(await run_checks(world.settings(codegen_default_repo_id=102)))
+    assert green["codegen default repo"].status == "ok"
+    assert "acme/api" in green["codegen default repo"].detail
+
+
+async def test_a_stop_codegen_refused_is_reported(world: World) -> None:
+    from datetime import UTC, datetime
+
+    from bot.store.store import Store
+
+    store = Store(create_engine(world.database_url))
+    try:
+        when = datetime(2026, 12, 3, 9, 15, tzinfo=UTC)
+        await store.stop_refusals.record(ORG_ID, status_code=405, message="Not allowed", now=when)
+        check = by_name(await run_checks(world.settings()))["codegen stop"]
+        assert check.status == "warn"
+        assert "Codegen refused a stop at 2026-12-03 09:15 UTC (HTTP 405" in check.detail
+        assert "hidden until the bot restarts" in check.detail
+    finally:
+        await store.stop_refusals.forget(ORG_ID)
+        await store.dispose()
 
 
 async def test_bad_slack_token(world: World) -> None:
@@ -255,6 +292,20 @@ async def test_socket_mode_app_token(world: World) -> None:
     results = await run_checks(world.settings(bot_mode="auto", slack_app_token=APP_TOKEN))
     assert failures(results) == ["slack app token"]
     assert "connections:write" in (by_name(results)["slack app token"].fix or "")
+
+    # A bot token pasted as the app token is named before Slack is asked; and the app token is
+    # checked even when the bot token is refused.
+    calls = len(world.slack.calls_to("apps.connections.open"))
+    results = await run_checks(world.settings(bot_mode="auto", slack_app_token=BOT_TOKEN))
+    assert "not an app-level token" in by_name(results)["slack app token"].detail
+    assert len(world.slack.calls_to("apps.connections.open")) == calls
+    world.slack.respond("apps.connections.open", {"ok": True, "url": "wss://example.invalid/"})
+    results = await run_checks(
+        world.settings(
+            bot_mode="auto", slack_app_token=APP_TOKEN, slack_bot_token="xoxb-revoked-0000"
+        )
+    )
+    assert by_name(results)["slack app token"].status == "ok"
 
 
 async def test_a_secret_too_short_to_redact_is_a_warning(world: World) -> None:

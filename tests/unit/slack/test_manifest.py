@@ -534,6 +534,9 @@ def test_the_manifest_command_prints_it(capsys: pytest.CaptureFixture[str]) -> N
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["settings"]["socket_mode_enabled"] is False
     assert cli_main(["manifest", "--http", "nope"]) == 2
+    # Slack sends request URLs https only: a plain http base is refused, saying why.
+    assert cli_main(["manifest", "--http", "http://bot.example.com"]) == 2
+    assert "Slack requires https" in capsys.readouterr().err
 
 
 # -- deployment files (parsed only: no Docker engine in the test environment) ----------------

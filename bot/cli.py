@@ -10,6 +10,8 @@ import gc
 import logging
 import signal
 import sys
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import ConfigError
@@ -22,6 +24,8 @@ log = logging.getLogger("bot")
 
 BANNER_RULE = "=" * 78
 DEFAULT_CONSOLE_WAIT = 120.0
+# The console's log, in the temporary directory (overwritten by the next console).
+CONSOLE_LOG_NAME = "codegen-bot-console.log"
 
 
 def loud(lines: list[str]) -> None:
@@ -169,18 +173,31 @@ def _console(
 ) -> int:
     from bot.devtools import console
 
-    # The terminal is the conversation: the bot's own log lines only when asked for.
-    configure_logging(
-        log_format=settings.log_format,
-        secrets=[*settings.secrets(), console.CONSOLE_BOT_TOKEN],
-        level=logging.INFO if verbose else logging.WARNING,
-    )
-    return console.run_console(
-        settings,
-        wait_seconds=wait,
-        pending_seconds=console.DEFAULT_PENDING_SECONDS if pending is None else pending,
-        active_seconds=console.DEFAULT_ACTIVE_SECONDS if active is None else active,
-    )
+    # The terminal is the conversation: the bot's own log lines go to a file, or to stderr
+    # when asked for (-v).
+    secrets = [*settings.secrets(), console.CONSOLE_BOT_TOKEN]
+    if verbose:
+        configure_logging(log_format=settings.log_format, secrets=secrets, level=logging.INFO)
+        where = "on stderr (-v)"
+        log_file = None
+    else:
+        path = Path(tempfile.gettempdir()) / CONSOLE_LOG_NAME
+        log_file = path.open("w", encoding="utf-8")
+        configure_logging(
+            log_format=settings.log_format, secrets=secrets, level=logging.INFO, stream=log_file
+        )
+        where = f"{path} (-v shows it here)"
+    try:
+        return console.run_console(
+            settings,
+            wait_seconds=wait,
+            pending_seconds=console.DEFAULT_PENDING_SECONDS if pending is None else pending,
+            active_seconds=console.DEFAULT_ACTIVE_SECONDS if active is None else active,
+            log=where,
+        )
+    finally:
+        if log_file is not None:
+            log_file.flush()
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:

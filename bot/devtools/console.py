@@ -80,9 +80,12 @@ Type what you would type in Slack:
   /codegen <request> [repo=… model=… agent=…]   slash command in #{CHANNEL_NAME}
   /codegen help | status <run id> | list | config …
   @codegen <request> [--image shot.png …]       mention in #{CHANNEL_NAME} (starts a thread)
-  > <text> [--image shot.png]                   reply in the latest thread (@codegen there)
-  reply <n> <text>                              reply in thread n
+  > <text> [--image shot.png]                   plain reply in the latest thread (answers
+                                                a paused run; `> @codegen …` follows up)
+  reply <n> <text>                              the same in thread n
   dm <text>                                     direct message to the bot
+  codegen pause|fail|finish|cancel <run id>     make the emulated run do that now
+  codegen refuse-stop                           the emulator refuses stops from now on
   wait [seconds]                                wait for the runs so far to finish
   help                                          this text
   quit                                          leave now (end of input waits for runs)"""
@@ -93,6 +96,14 @@ Type what you would type in Slack:
 _IMAGE_FLAG = re.compile(r"(?:^|\s)--image(?:=|\s+)(\"[^\"]+\"|'[^']+'|\S+)")
 _MENTION = re.compile(r"^@codegen\b[:,]?\s*", re.IGNORECASE)
 _REPLY_N = re.compile(r"^reply\s+(\d+)\s*(.*)$", re.IGNORECASE | re.DOTALL)
+_EMULATE = re.compile(r"^codegen\s+(pause|fail|finish|cancel)\s+#?(\d+)\s*$", re.IGNORECASE)
+# What `codegen <verb> <run id>` makes the emulated run's status.
+EMULATED_STATUS = {
+    "pause": "PAUSED",
+    "fail": "FAILED",
+    "finish": "COMPLETE",
+    "cancel": "CANCELLED",
+}
 
 
 def split_images(text: str) -> tuple[str, list[str]]:
@@ -106,19 +117,39 @@ def split_images(text: str) -> tuple[str, list[str]]:
 class Banner:
     codegen: str
     database: str
+    log: str = "on stderr"
+    allowlists: str = ""
 
     def lines(self) -> list[str]:
         return [
             RULE,
             "CODEGEN-BOT CONSOLE: NO SLACK. This terminal stands in for a Slack channel.",
-            f"  Slack:    SIMULATED in this terminal (#{CHANNEL_NAME}, you are @{USER_NAME})",
+            f"  Slack:    SIMULATED in this terminal (#{CHANNEL_NAME} is {CHANNEL_ID}; you are "
+            f"@{USER_NAME}, {USER_ID})",
             f"  Codegen:  {self.codegen}",
             f"  Database: {self.database}",
+            f"  Log:      {self.log}",
+            *([f"  Allowed:  {self.allowlists}"] if self.allowlists else []),
             "  Real:     the bot's handlers, queue, dispatcher, tracker and messages.",
             "",
             *HELP.splitlines(),
             RULE,
         ]
+
+
+def describe_allowlists(settings: Settings) -> str:
+    """What the allow-lists mean for the console's one person and channel ("" when unset)."""
+    parts = []
+    if settings.allowed_slack_users:
+        verdict = "you may" if USER_ID in settings.allowed_slack_users else "you may NOT"
+        parts.append(f"ALLOWED_SLACK_USERS is set: {verdict} start runs")
+    if settings.allowed_slack_channels:
+        here = CHANNEL_ID in settings.allowed_slack_channels
+        parts.append(
+            f"ALLOWED_SLACK_CHANNELS is set: #{CHANNEL_NAME} is {'' if here else 'NOT '}allowed "
+            "(DMs always are)"
+        )
+    return "; ".join(parts)
 
 
 class RunningBot(Protocol):
@@ -161,6 +192,7 @@ class Console:
         pending_seconds: float = DEFAULT_PENDING_SECONDS,
         active_seconds: float = DEFAULT_ACTIVE_SECONDS,
         ticks: bool = True,
+        log: str = "on stderr",
     ) -> AsyncIterator[Console]:
         from bot.app import build_bolt_app, build_runtime  # the wiring, entered once
 
@@ -214,7 +246,12 @@ class Console:
             console_settings = derive_settings(
                 settings, slack_api_url=slack.api_url, database_url=database_url
             )
-            banner = Banner(codegen=codegen, database="a throwaway SQLite file (gone at exit)")
+            banner = Banner(
+                codegen=codegen,
+                database="a throwaway SQLite file (gone at exit)",
+                log=log,
+                allowlists=describe_allowlists(console_settings),
+            )
             for line in banner.lines():
                 view.say(line)
             runtime = await build_runtime(console_settings, codegen_url=codegen_url)
@@ -254,15 +291,23 @@ class Console:
                 self.view.say("There is no thread yet: start one with /codegen or @codegen.")
             else:
                 channel, root = self.view.latest_thread
-                await self.message(text[1:].strip(), channel=channel, thread_ts=root)
+                await self.reply(text[1:].strip(), channel=channel, thread_ts=root)
         elif match := _REPLY_N.match(text):
             thread = self.view.thread_by_number(int(match.group(1)))
             if thread is None:
                 self.view.say(f"There is no thread {match.group(1)}.")
             else:
-                await self.message(match.group(2).strip(), channel=thread[0], thread_ts=thread[1])
+                await self.reply(match.group(2).strip(), channel=thread[0], thread_ts=thread[1])
         elif lowered.startswith("dm ") or lowered == "dm":
             await self.message(text[2:].strip(), channel=DM_ID)
+        elif match := _EMULATE.match(text):
+            self.emulate(match.group(1).lower(), int(match.group(2)))
+        elif lowered == "codegen refuse-stop":
+            if self.emulator is None:
+                self.view.say("(the real Codegen API is in use: nothing to script)")
+            else:
+                self.emulator.stop_supported = False
+                self.view.say("(emulator: stops are refused from now on, as an API without one)")
         else:
             self.view.say(
                 "Not understood. Start with /codegen, @codegen, > (reply), dm; or type help."
@@ -298,21 +343,46 @@ class Console:
         elif response.status >= 400:
             self.view.say(f"(the bot answered {response.status}: {response.body})")
 
-    async def message(self, text: str, *, channel: str, thread_ts: str | None = None) -> str | None:
-        """A message from you: a mention in the channel, or a DM; returns its ts."""
+    def emulate(self, verb: str, run_id: int) -> None:
+        """`codegen pause 1000`: the emulated run takes that status now (the bot sees it on
+        its next read), so pauses, failures and stops can be tried without Slack."""
+        if self.emulator is None:
+            self.view.say("(the real Codegen API is in use: its runs cannot be scripted)")
+            return
+        if run_id not in self.emulator.runs:
+            self.view.say(f"(the emulator has no run #{run_id})")
+            return
+        status = EMULATED_STATUS[verb]
+        self.emulator.set_status(run_id, status)
+        self.view.say(f"(emulator: run #{run_id} is {status} now)")
+
+    async def reply(self, text: str, *, channel: str, thread_ts: str) -> str | None:
+        """`> text`: a plain reply in the thread, or a mention when it starts with @codegen."""
+        if _MENTION.match(text) or channel == DM_ID:
+            return await self.message(
+                _MENTION.sub("", text, count=1), channel=channel, thread_ts=thread_ts
+            )
+        return await self.message(text, channel=channel, thread_ts=thread_ts, mention=False)
+
+    async def message(
+        self, text: str, *, channel: str, thread_ts: str | None = None, mention: bool = True
+    ) -> str | None:
+        """A message from you: a mention in the channel (or a plain reply in a thread), or a
+        DM; returns its ts."""
         prompt, paths = split_images(text)
         files = self._attach(paths)
         if files is None:
             return None
         is_dm = channel == DM_ID
+        plain = is_dm or not mention
         escaped = slack_escape(prompt)  # as Slack sends message text
-        slack_text = escaped if is_dm else f"<@{BOT_USER_ID}> {escaped}".rstrip()
+        slack_text = escaped if plain else f"<@{BOT_USER_ID}> {escaped}".rstrip()
         ts = self.slack.add_message(channel, slack_text, USER_ID, thread_ts=thread_ts, files=files)
         number = self.view.touch_thread(channel, thread_ts or ts)
         if not thread_ts and not self.echo:
             self.view.say(f"   (your message starts thread {number})")
         event: dict[str, Any] = {
-            "type": "message" if is_dm else "app_mention",
+            "type": "message" if plain else "app_mention",
             "user": USER_ID,
             "text": slack_text,
             "ts": ts,
@@ -320,13 +390,13 @@ class Console:
             "team": TEAM_ID,
             "event_ts": ts,
         }
-        if is_dm:
-            event["channel_type"] = "im"
+        if plain:
+            event["channel_type"] = "im" if is_dm else "channel"
         if thread_ts:
             event["thread_ts"] = thread_ts
         if files:
             event["files"] = files
-            if is_dm:
+            if plain:
                 event["subtype"] = "file_share"
         body = {
             "token": "",
@@ -405,7 +475,8 @@ def _number(text: str, default: float) -> float | None:
 
 
 def derive_settings(settings: Settings, *, slack_api_url: str, database_url: str) -> Settings:
-    """The settings the console runs the bot with: Slack is the terminal, no allow-lists."""
+    """The settings the console runs the bot with: Slack is the terminal. The allow-lists and
+    admins stay as set, so they can be tried here (you are USER_ID in CHANNEL_ID)."""
     update: dict[str, Any] = {
         "slack_bot_token": SecretStr(CONSOLE_BOT_TOKEN),
         "slack_app_token": None,
@@ -413,8 +484,6 @@ def derive_settings(settings: Settings, *, slack_api_url: str, database_url: str
         "slack_api_url": slack_api_url,
         "database_url": database_url,
         "bot_mode": "console",
-        "allowed_slack_users": [],
-        "allowed_slack_channels": [],
     }
     if settings.uses_emulator:
         given = settings.model_fields_set
@@ -483,6 +552,7 @@ def run_console(
     active_seconds: float = DEFAULT_ACTIVE_SECONDS,
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
+    log: str = "on stderr",
 ) -> int:
     """The `codegen-bot console` command (and `run` in a terminal without Slack settings)."""
     stdin = stdin if stdin is not None else sys.stdin
@@ -497,6 +567,7 @@ def run_console(
             echo=echo,
             pending_seconds=pending_seconds,
             active_seconds=active_seconds,
+            log=log,
         ) as console:
             return await converse(console, stream_lines(stdin), wait=wait_seconds)
 

@@ -16,6 +16,7 @@ REACTION_EMOJI = {
     "hourglass_flowing_sand": "⏳",
     "white_check_mark": "✅",
     "x": "❌",
+    "black_square_for_stop": "⏹️",
 }
 
 
@@ -70,6 +71,7 @@ def _element_text(element: dict[str, Any]) -> str:
     return _text_of(element)
 
 
+_CHANNEL_ID = re.compile(r"#([CGD][A-Z0-9]{2,})\b")
 _BOLD = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
 
 
@@ -140,12 +142,19 @@ class TerminalView:
         """Terminal touches on top of mrkdwn_to_text: names for ids, no bold stars, quote bars."""
         text = text.replace(f"@{self.user_id}", f"@{self.user_name}")
         text = text.replace(f"@{self.slack.bot_user_id}", f"@{self.bot_name}")
+        text = _CHANNEL_ID.sub(lambda m: f"#{self._channel_name(m.group(1))}", text)
         lines = []
         for line in text.splitlines():
             if line.startswith("&gt;") or line.startswith(">"):
                 line = "│ " + line.removeprefix("&gt;").removeprefix(">").lstrip()
             lines.append(_BOLD.sub(r"\1", line))
         return "\n".join(lines)
+
+    def _channel_name(self, channel_id: str) -> str:
+        if channel_id == self.channel_id:
+            return self.channel_name
+        channel = self.slack.channels.get(channel_id) or {}
+        return str(channel.get("name") or channel_id)
 
     # -- the fake Slack's observer -----------------------------------------------------------
 
@@ -179,3 +188,15 @@ class TerminalView:
             )
             where = self.where(channel, message.get("thread_ts") or ts)
             self.say(f"   ({self.bot_name} reacted {emoji} to {whose} in {where})")
+        elif method == "reactions.remove" and answer.get("ok"):
+            channel, ts = str(call.get("channel")), str(call.get("timestamp"))
+            name = str(call.get("name") or "")
+            emoji = REACTION_EMOJI.get(name, f":{name}:")
+            message = self.slack.message(channel, ts)
+            whose = (
+                "your message"
+                if message.get("user") == self.user_id
+                else "the thread's first message"
+            )
+            where = self.where(channel, message.get("thread_ts") or ts)
+            self.say(f"   ({self.bot_name} took back {emoji} from {whose} in {where})")

@@ -226,7 +226,8 @@ def test_console_settings_point_the_bot_at_the_terminal() -> None:
     assert derived.slack_bot_token.get_secret_value().startswith("xoxb-console")
     assert derived.slack_signing_secret is None and derived.slack_app_token is None
     assert derived.slack_api_url == "http://127.0.0.1:9/api/"
-    assert derived.allowed_slack_users == []
+    # The allow-lists stay, so they can be tried in the console.
+    assert derived.allowed_slack_users == ["U1", "U2"]
     # Emulated runs are short: poll often unless told otherwise.
     assert derived.codegen_poll_min_seconds == 1.0
     assert derived.codegen_poll_max_seconds == 5.0
@@ -242,3 +243,63 @@ def test_split_images() -> None:
     assert split_images('x --image "my shot.png" --image=b.jpg') == ("x", ["my shot.png", "b.jpg"])
     assert split_images("no images") == ("no images", [])
     assert BOT_USER_ID not in split_images("a --image z.png")[0]
+
+
+async def test_the_console_tries_pauses_failures_stops_and_allow_lists(sqlite_url: str) -> None:
+    """Everything a person can meet in Slack, without Slack: a pause answered by a plain reply,
+    a failure, a stop, reactions taken back, names instead of ids, the allow-lists."""
+    out = io.StringIO()
+    async with Console.start(
+        console_settings(),
+        database_url=sqlite_url,
+        out=out,
+        echo=True,
+        pending_seconds=0.1,
+        active_seconds=60,
+        log="/tmp/example.log (-v shows it here)",
+    ) as console:
+        assert console.emulator is not None
+        status = await converse(
+            console,
+            [
+                "@codegen migrate the settings page",
+                "codegen pause 1000",
+                "wait 20",  # until the bot has seen the pause and asked
+                "> use the release branch",  # a plain reply: the answer
+                "codegen fail 1000",
+                "wait 20",
+                "/codegen tidy the imports",
+                "/codegen stop 1001",
+                "wait 20",
+                "/codegen config",
+                "codegen finish 4242",
+            ],
+            wait=30,
+        )
+        resumed = console.emulator.resume_bodies()
+        stops = console.emulator.calls("stop_run")
+
+    text = out.getvalue()
+    print(text)
+    assert status == 0
+    assert "Log:      /tmp/example.log (-v shows it here)" in text
+    assert "(emulator: run #1000 is PAUSED now)" in text
+    assert resumed == [{"agent_run_id": 1000, "prompt": "use the release branch"}]
+    assert "(emulator: run #1000 is FAILED now)" in text
+    assert "failed (status `FAILED`)" in between(text, "@you Codegen run #1000 (")
+    assert [c.json for c in stops] == [{"agent_run_id": 1001}]
+    assert "was stopped." in between(text, "@you Codegen run #1001 (")
+    assert "took back 👀" in text and "reacted ⏹️" in text
+    assert "Defaults for runs started in #console" in text and "C0CONSOLE>" not in text
+    assert "(the emulator has no run #4242)" in text
+    assert "WARNING" not in text and "INFO" not in text  # the log is elsewhere
+
+    out = io.StringIO()
+    async with Console.start(
+        console_settings(allowed_slack_users="U0SOMEONE"), database_url=sqlite_url, out=out, **FAST
+    ) as console:
+        await converse(console, ["/codegen write docs"], wait=5)
+        assert console.emulator is not None and console.emulator.created_bodies() == []
+    text = out.getvalue()
+    assert "ALLOWED_SLACK_USERS is set: you may NOT start runs" in text
+    assert "not on this bot's list of people who may start Codegen runs" in text

@@ -1,7 +1,7 @@
 """Every setting of the bot, read once from the environment (and `.env`).
 
-The names and defaults are a contract (DESIGN.md): operators set them in compose files and
-Kubernetes manifests, so add settings, never rename them.
+The names and defaults are a contract (docs/contracts.md, README's table): operators set them
+in compose files and Kubernetes manifests, so add settings, never rename them.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 A RunRequest is frozen: the handler builds it from one Slack payload, and from then on it only
 travels (intake persists it, the dispatcher sends it). The Slack context is kept exactly as the
-metadata contract in DESIGN.md needs it. The options a request runs with are resolved once, at
-intake, and stored with it (StoredOptions), so the card, the dispatcher and `/codegen list` read
-the same values and where each came from.
+metadata contract in docs/contracts.md needs it. The options a request runs with are resolved
+once, at intake, and stored with it (StoredOptions), so the card, the dispatcher and `/codegen
+list` read the same values and where each came from.
 """
 
 from __future__ import annotations

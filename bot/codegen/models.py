@@ -171,7 +171,8 @@ KNOWN_FAILURE_STATUSES = frozenset(
 
 
 def classify_status(status: str | None) -> StatusKind:
-    """DESIGN.md: in progress / PAUSED waits / COMPLETE succeeds / anything else ends as failure.
+    """docs/contracts.md: in progress / PAUSED waits / COMPLETE succeeds / anything else ends
+    as failure.
 
     UNKNOWN is a failure for tracking purposes (tracking stops) but tells the renderer to show the
     raw value rather than pretend it knows what it means.

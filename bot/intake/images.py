@@ -4,7 +4,7 @@ What goes in is what Slack said about the files attached to a message (:class:`S
 what comes out is an :class:`ImageBatch`: the images as ``data:<mime>;base64,...`` URIs, and
 every file that was left out with a sentence saying why, so the thread can be told.
 
-Rules (see DESIGN.md, "File downloads go only to Slack's file hosts"):
+Rules (docs/contracts.md: file bytes come only from Slack's file hosts):
 
 * **Hosts.** Bytes are fetched, with the bot token, only from ``https://files.slack.com`` and
   from the scheme/host/port of ``SLACK_API_URL`` (that is how a self-hosted proxy or a local

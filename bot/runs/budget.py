@@ -1,8 +1,9 @@
 """The organization's Codegen call budgets, kept in the store so every replica shares them.
 
-DESIGN.md: 10 creates/min and 60 reads/30 s, never more in any window of that length. A create
-is stamped again when it leaves (`take`, then `left`), since the API's limiter counts it when
-it arrives; a small safety margin on each window covers the trip there.
+Codegen's limits (docs/contracts.md): 10 creates/min and 60 reads/30 s, never more in any
+window of that length. A create is stamped again when it leaves (`take`, then `left`), since
+the API's limiter counts it when it arrives; a small safety margin on each window covers the
+trip there.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Settings: every variable of DESIGN.md's table, read once; bad values named at start."""
+"""Settings: every variable of README's table, read once; bad values named at start."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from bot.errors import (
     RateLimited,
     RequestRefused,
 )
+from bot.slack.text import sentence
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class RepoCatalog:
                     f"looking up repository `{value}`: {error.message}"
                 ) from None
             raise RequestRefused(
-                f"I could not look up repository `{value}` in Codegen: {error.message}"
+                sentence(f"I could not look up repository `{value}` in Codegen: {error.message}")
             ) from None
         found = next((r for r in repos if r.full_name.lower() == value.lower()), None)
         if found is not None:

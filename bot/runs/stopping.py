@@ -90,7 +90,7 @@ class Stopper:
         if run is None:
             if request.run_id is None:
                 return (
-                    "There is no run in this thread to stop. Use `/codegen stop <run id>`; "
+                    "There is no run in this thread to stop. Use `/codegen stop &lt;run id&gt;`; "
                     "`/codegen list` shows your recent runs."
                 )
             return (

@@ -165,3 +165,17 @@ async def test_a_405_or_422_is_a_refusal_too_and_a_restart_offers_the_button_aga
         await chat.slash("stop 1000")  # refused once: not asked again until a restart
         assert len(chat.emulator.calls("stop_run")) == 2
         assert chat.emulator.created_bodies()[1:] == []
+
+
+async def test_a_run_cancelled_in_codegen_shows_as_cancelled_not_failed(sqlite_url: str) -> None:
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        root = await started(chat)
+        chat.emulator.set_status(1000, "CANCELLED")
+        await chat.run_until_idle()
+        card = chat.slack.message("C1", card_ts(chat, root))
+        assert card["text"].startswith("⏹️ Codegen run #1000: Cancelled, after")
+        assert "Failed" not in card["text"]
+        [final] = final_replies(chat, root)
+        assert "⏹️ <@U1> Codegen run #1000 was cancelled" in final["text"]
+        assert "stopped by" not in str(final["blocks"])  # nobody asked the bot to
+        assert chat.slack.bot_reactions("C1", root) == ["black_square_for_stop"]

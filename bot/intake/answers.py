@@ -19,7 +19,7 @@ from bot.intake.options import (
 )
 from bot.requests import OptionField, RunOptions
 from bot.slack.render import status_emoji
-from bot.slack.text import format_duration, shorten_mrkdwn
+from bot.slack.text import format_duration, shorten_mrkdwn, slack_escape
 from bot.store.store import Store
 from bot.store.tables import RequestStatus
 
@@ -72,7 +72,8 @@ class Answers:
         now = self.clock.now()
         lines = ["*Your recent Codegen requests*"]
         for row in rows:
-            prompt = (row.request_json or {}).get("prompt", row.prompt)[:60]
+            typed = " ".join((row.request_json or {}).get("prompt", row.prompt).split())
+            prompt = shorten_mrkdwn(slack_escape(typed), 60)  # typed text: never markup
             run = runs.get(row.run_id) if row.run_id else None
             if run is not None:
                 link = f"<{run.web_url}|#{run.id}>" if run.web_url else f"#{run.id}"

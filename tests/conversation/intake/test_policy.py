@@ -156,6 +156,11 @@ async def test_an_unknown_repository_is_refused_with_the_closest_names_and_no_le
         listing = ack_text(await chat.slash("list"))
         assert "not started (No repository `acme/dcos`" in listing
         assert "acme/wbe" not in listing
+        # What people typed is shown as text, never as markup that could ping anyone.
+        await chat.slash("tell <!channel> about `the release notes for the 2.4 train` soon")
+        listing = ack_text(await chat.slash("list"))
+        assert "<!channel>" not in listing and "&lt;!channel&gt;" in listing
+        assert all(line.count("`") % 2 == 0 for line in listing.splitlines()), listing
         for line in [line for line in listing.splitlines() if "not started" in line]:
             reason = line.split("not started (", 1)[1].rsplit("): ", 1)[0]
             assert reason.count("`") % 2 == 0, line  # never cut inside a code span

@@ -60,7 +60,8 @@ class Settings(BaseSettings):
 
     allowed_slack_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_slack_channels: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    # May stop anyone's run (the requester may always stop their own).
+    # May stop anyone's run (the requester may always stop their own); when set, only they
+    # change channel defaults.
     admin_slack_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     max_images: int = Field(default=6, ge=0)

@@ -126,16 +126,15 @@ def register(
         elif isinstance(parsed, ConfigShowCommand):
             await ack(response_type="ephemeral", text=await answers.config(channel_id))
         elif isinstance(parsed, ConfigSetCommand | ConfigResetCommand):
-            denied = intake.who_may_not(
-                user_id=user_id, channel_id=channel_id, what="change this channel's defaults"
-            )
+            denied = intake.may_not_change_defaults(user_id=user_id, channel_id=channel_id)
             if denied:
-                await ack(response_type="ephemeral", text=f"{denied} Nothing was changed.")
+                await ack(response_type="ephemeral", text=denied)
             elif isinstance(parsed, ConfigSetCommand):
                 reply = await answers.set_config(channel_id, parsed, user_id=user_id)
                 await ack(response_type="ephemeral", text=reply)
             else:
-                await ack(response_type="ephemeral", text=await answers.reset_config(channel_id))
+                reply = await answers.reset_config(channel_id, user_id=user_id)
+                await ack(response_type="ephemeral", text=reply)
         elif isinstance(parsed, RunCommand):
             request = RunRequest(
                 prompt=slack_unescape(parsed.prompt),

@@ -21,7 +21,7 @@ from bot.requests import OptionField, RunOptions
 from bot.slack.render import status_emoji
 from bot.slack.text import format_duration, shorten_mrkdwn, slack_escape
 from bot.store.store import Store
-from bot.store.tables import RequestStatus
+from bot.store.tables import ChannelDefaultsChange, RequestStatus
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,16 @@ class Answers:
                 lines.append(f"• {label}: Codegen's organization default")
             else:
                 lines.append(f"• {label}: `{option.value}` ({option.source})")
+        change = await self.store.channels.last_change(channel_id)
+        if change is not None:
+            lines.append(describe_change(change, now=self.clock.now()))
+        who = (
+            "Admins (ADMIN_SLACK_USERS) change them"
+            if self.settings.admin_slack_users
+            else "Change them"
+        )
         lines.append(
-            "Change with `/codegen config repo=… model=… agent=…`; "
+            f"{who} with `/codegen config repo=… model=… agent=…`; "
             "`/codegen config reset` clears the channel's defaults."
         )
         return "\n".join(lines)
@@ -141,9 +149,24 @@ class Answers:
             return str(repo_id), ""
         return label, ""
 
-    async def reset_config(self, channel_id: str) -> str:
-        await self.store.channels.reset(channel_id)
+    async def reset_config(self, channel_id: str, *, user_id: str) -> str:
+        await self.store.channels.reset(channel_id, user_id=user_id, now=self.clock.now())
         return "Channel defaults cleared. " + await self.config(channel_id)
+
+
+def describe_change(change: ChannelDefaultsChange, *, now: datetime) -> str:
+    """ "Last changed by @who 3 min ago: repo `a` → `b`, model not set → `x`." """
+    parts = []
+    for field, label in _LABELS.items():
+        old, new = change.before.get(field), change.after.get(field)
+        if old != new:
+            parts.append(f"{label} {_shown(old)} → {_shown(new)}")
+    what = ", ".join(parts) or "no difference"
+    return f"Last changed by <@{change.user_id}> {_age(change.changed_at, now)} ago: {what}."
+
+
+def _shown(value: str | None) -> str:
+    return f"`{slack_escape(value)}`" if value else "not set"
 
 
 def _age(start: datetime, now: datetime) -> str:

@@ -246,6 +246,20 @@ class Intake:
             )
         return None
 
+    def may_not_change_defaults(self, *, user_id: str, channel_id: str) -> str | None:
+        """Why `user_id` may not change `channel_id`'s defaults, or None: the allow-lists, and
+        when ADMIN_SLACK_USERS is set, only the admins it names."""
+        denied = self.who_may_not(
+            user_id=user_id, channel_id=channel_id, what="change this channel's defaults"
+        )
+        admins = self.settings.admin_slack_users
+        if denied is None and admins and user_id not in admins:
+            denied = (
+                "Only admins change this channel's defaults here (ADMIN_SLACK_USERS); ask one "
+                "of them, or type options into your request instead."
+            )
+        return f"{denied} Nothing was changed." if denied else None
+
     def refusal(self, request: RunRequest) -> str | None:
         """Policy checks that need no I/O: who may ask, and how much."""
         denied = self.who_may_not(

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.requests import OptionField
-from bot.store.tables import ChannelDefaults
+from bot.store.tables import ChannelDefaults, ChannelDefaultsChange
+
+_FIELDS: tuple[OptionField, ...] = ("repo", "model", "agent_type")
+
+
+def _values(row: ChannelDefaults | None) -> dict[str, Any]:
+    return {field: getattr(row, field) if row is not None else None for field in _FIELDS}
 
 
 class ChannelStore:
@@ -27,9 +34,11 @@ class ChannelStore:
         user_id: str,
         now: datetime,
     ) -> ChannelDefaults:
-        """Save (a value) or clear (None) each of `values`; the others stay as they are."""
+        """Save (a value) or clear (None) each of `values`; the others stay as they are. The
+        change is recorded in the same transaction."""
         async with self.sessions.begin() as session:
             row = await session.get(ChannelDefaults, channel_id)
+            before = _values(row)
             if row is None:
                 row = ChannelDefaults(channel_id=channel_id, updated_by=user_id, updated_at=now)
                 session.add(row)
@@ -41,10 +50,43 @@ class ChannelStore:
                 row.agent_type = values["agent_type"]
             row.updated_by = user_id
             row.updated_at = now
+            self._record(session, channel_id, user_id, now, before, _values(row))
         return row
 
-    async def reset(self, channel_id: str) -> None:
+    async def reset(self, channel_id: str, *, user_id: str, now: datetime) -> None:
         async with self.sessions.begin() as session:
+            before = _values(await session.get(ChannelDefaults, channel_id))
             await session.execute(
                 delete(ChannelDefaults).where(ChannelDefaults.channel_id == channel_id)
+            )
+            self._record(session, channel_id, user_id, now, before, _values(None))
+
+    async def last_change(self, channel_id: str) -> ChannelDefaultsChange | None:
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(ChannelDefaultsChange)
+                .where(ChannelDefaultsChange.channel_id == channel_id)
+                .order_by(ChannelDefaultsChange.changed_at.desc(), ChannelDefaultsChange.id.desc())
+                .limit(1)
+            )
+            return rows.first()
+
+    @staticmethod
+    def _record(
+        session: AsyncSession,
+        channel_id: str,
+        user_id: str,
+        now: datetime,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> None:
+        if before != after:
+            session.add(
+                ChannelDefaultsChange(
+                    channel_id=channel_id,
+                    user_id=user_id,
+                    changed_at=now,
+                    before=before,
+                    after=after,
+                )
             )

@@ -303,6 +303,23 @@ class ChannelDefaults(Base):
     updated_at: Mapped[datetime]
 
 
+class ChannelDefaultsChange(Base):
+    """Who changed a channel's defaults, when, and from what to what (`/codegen config` shows
+    the last change; the rows are the history)."""
+
+    __tablename__ = "channel_defaults_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(32))
+    changed_at: Mapped[datetime]
+    # {"repo": …, "model": …, "agent_type": …} before and after (None: not set).
+    before: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    after: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (Index("ix_channel_defaults_changes_channel", "channel_id", "changed_at"),)
+
+
 class RateBudget(Base):
     """One row per (org, bucket): the lock every replica takes before spending from the budget,
     and the block set by a 429's Retry-After."""

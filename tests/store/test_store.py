@@ -265,8 +265,15 @@ async def test_channel_defaults_set_and_reset(store: Store, clock: FakeClock) ->
     await store.channels.set_defaults("C1", values={"model": "gpt"}, user_id="U2", now=clock.now())
     row = await store.channels.defaults("C1")
     assert row is not None and (row.repo, row.model, row.updated_by) == ("acme/web", "gpt", "U2")
-    await store.channels.reset("C1")
+    await store.channels.reset("C1", user_id="U3", now=clock.now())
     assert await store.channels.defaults("C1") is None
+    # Every change is recorded, the last one first.
+    last = await store.channels.last_change("C1")
+    assert last is not None and last.user_id == "U3"
+    assert (last.before, last.after) == (
+        {"repo": "acme/web", "model": "gpt", "agent_type": None},
+        {"repo": None, "model": None, "agent_type": None},
+    )
 
 
 async def test_a_replica_renews_and_takes_back_only_its_own_leases(

@@ -235,3 +235,31 @@ async def test_options_grammar_errors_name_what_is_wrong_and_groups_count_anywhe
         [body] = chat.emulator.created_bodies()
         assert body["prompt"] == "add a readme"
         assert (body["model"], body["agent_type"]) == ("gpt-5", "claude_code")
+
+
+async def test_only_admins_change_channel_defaults_and_the_last_change_is_shown(
+    sqlite_url: str,
+) -> None:
+    async with Conversation.start(database_url=sqlite_url, admin_slack_users="U2") as chat:
+        refused = ack_text(await chat.slash("config repo=acme/api", user="U1"))
+        assert refused.startswith("Only admins change this channel's defaults here")
+        assert refused.endswith("Nothing was changed.")
+        assert "Only admins" in ack_text(await chat.slash("config reset", user="U1"))
+        assert await chat.runtime.store.channels.defaults("C1") is None
+
+        saved = ack_text(await chat.slash("config repo=acme/api model=gpt-5", user="U2"))
+        assert saved.startswith("Saved.")
+        assert (
+            "Last changed by <@U2> 0 s ago: repo not set → `acme/api`, model not set → `gpt-5`."
+            in saved
+        )
+        await chat.advance(120, step=60)
+        shown = ack_text(await chat.slash("config", user="U1"))  # anyone may read them
+        assert "Last changed by <@U2> 2 min ago" in shown
+        assert "Admins (ADMIN_SLACK_USERS) change them" in shown
+        cleared = ack_text(await chat.slash("config reset", user="U2"))
+        assert "repo `acme/api` → not set, model `gpt-5` → not set." in cleared
+
+    # Without ADMIN_SLACK_USERS, anyone allowed to ask may change them.
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        assert ack_text(await chat.slash("config agent=codegen", user="U1")).startswith("Saved.")

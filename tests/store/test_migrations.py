@@ -14,8 +14,8 @@ from bot.store.db import create_engine, migrate, pending_migrations
 from bot.store.tables import Base
 
 
-async def test_migrated_schema_matches_the_models(sqlite_url: str) -> None:
-    engine = create_engine(sqlite_url)
+async def test_migrated_schema_matches_the_models(fresh_sqlite_url: str) -> None:
+    engine = create_engine(fresh_sqlite_url)
     try:
         await migrate(engine)
         await migrate(engine)
@@ -29,8 +29,8 @@ async def test_migrated_schema_matches_the_models(sqlite_url: str) -> None:
         await engine.dispose()
 
 
-async def test_a_fresh_database_reports_pending_migrations(sqlite_url: str) -> None:
-    engine = create_engine(sqlite_url)
+async def test_a_fresh_database_reports_pending_migrations(fresh_sqlite_url: str) -> None:
+    engine = create_engine(fresh_sqlite_url)
     try:
         assert await pending_migrations(engine)
     finally:
@@ -46,12 +46,12 @@ def test_head_revision_is_alembics_head() -> None:
     assert ScriptDirectory.from_config(alembic_config()).get_heads() == [HEAD_REVISION]
 
 
-async def test_a_database_behind_head_is_migrated_at_start(sqlite_url: str) -> None:
+async def test_a_database_behind_head_is_migrated_at_start(fresh_sqlite_url: str) -> None:
     from alembic import command
 
     from bot.store.db import alembic_config, at_head
 
-    engine = create_engine(sqlite_url)
+    engine = create_engine(fresh_sqlite_url)
     try:
         async with engine.begin() as connection:
 

@@ -164,9 +164,12 @@ class Dispatcher:
             self._kick = asyncio.create_task(self.tick())
 
     async def idle(self) -> None:
-        """Wait for a tick started by wake() (tests, shutdown)."""
+        """Wait for a tick started by wake(), and for one the scheduler started: a wake()
+        during it only asks that tick for another pass (console, tests, shutdown)."""
         while self._kick is not None and not self._kick.done():
             await asyncio.gather(self._kick, return_exceptions=True)
+        async with self._lock:
+            pass
 
     async def tick(self) -> int:
         """One pass over the queue; returns how many requests were sent."""

@@ -32,6 +32,7 @@ from bot.intake.answers import Answers
 from bot.intake.catalog import RepoCatalog
 from bot.intake.context import ThreadContext
 from bot.intake.intake import Intake
+from bot.intake.members import Members
 from bot.intake.prepare import Preparer
 from bot.intake.replies import Replies
 from bot.metrics import Metrics
@@ -220,7 +221,9 @@ async def build_runtime(
     catalog = RepoCatalog(codegen=codegen, clock=clock, budget=budget)
     context = ThreadContext(slack=slack)
     replies = Replies(slack=slack, http=http)
+    members = Members(codegen=codegen, slack=slack, clock=clock, budget=budget)
     preparer = Preparer(
+        members=members,
         settings=settings,
         store=store,
         slack=slack,

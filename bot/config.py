@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # change channel defaults.
     admin_slack_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Only members of the Codegen organization (matched by email) may start runs.
+    codegen_members_only: bool = False
+
     max_images: int = Field(default=6, ge=0)
     max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_prompt_chars: int = Field(default=20000, ge=1)

@@ -542,7 +542,37 @@ async def check_codegen(settings: Settings, *, wait: float = TIMEOUT_SECONDS) ->
         results.append(ok(org_name, f"organization {org}: {page.total} repositor{plural}"))
         if settings.codegen_default_repo_id is not None:
             results.append(await _check_default_repo(client, settings.codegen_default_repo_id))
+        results.append(await _check_members(client, settings))
         return results
+
+
+async def _check_members(client: CodegenClient, settings: Settings) -> CheckResult:
+    """The member list that Slack users are matched against by email (`codegen_user_id`)."""
+    name = "codegen members"
+    only = settings.codegen_members_only
+    try:
+        page = await client.list_users(limit=1)
+    except CodegenError as error:
+        detail = f"cannot list the organization's members ({error.message})"
+        if only:
+            return fail(
+                name,
+                detail + ": with CODEGEN_MEMBERS_ONLY nobody could start a run",
+                "Use a CODEGEN_API_TOKEN that may list the organization's users, or unset "
+                "CODEGEN_MEMBERS_ONLY.",
+            )
+        return warn(
+            name,
+            detail + ": runs go without codegen_user_id",
+            "Use a CODEGEN_API_TOKEN that may list the organization's users.",
+        )
+    rule = (
+        "only they start runs (CODEGEN_MEMBERS_ONLY)"
+        if only
+        else "runs carry the match; anyone allowed to ask starts runs"
+    )
+    members = "member" if page.total == 1 else "members"
+    return ok(name, f"{page.total} {members}, matched to Slack users by email: {rule}")
 
 
 async def _check_default_repo(client: CodegenClient, repo_id: int) -> CheckResult:

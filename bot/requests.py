@@ -98,11 +98,15 @@ class RunRequest(_Frozen):
     # For slash commands: where to send ephemeral replies after the ack.
     response_url: str | None = None
 
-    def codegen_metadata(self, *, request_id: str) -> dict[str, Any]:
+    def codegen_metadata(
+        self, *, request_id: str, codegen_user_id: int | None = None
+    ) -> dict[str, Any]:
         """The metadata stored with the run (stable keys: add, never rename)."""
         return {
             "source": "slack",
             "request_id": request_id,
+            # The Codegen member the Slack user matched by email (None: no match).
+            "codegen_user_id": codegen_user_id,
             "slack": {
                 "team_id": self.slack.team_id,
                 "channel_id": self.slack.channel_id,

@@ -86,8 +86,9 @@ class Conversation:
                     FakeSlack.running(bot_token=BOT_TOKEN, team_id=TEAM, clock=clock)
                 )
                 slack.add_channel("C1", name="general")
-                slack.add_user("U1", "alice", real_name="Alice Example")
-                slack.add_user("U2", "bob", real_name="Bob Example")
+                # Alice is the emulator's token owner (user 7), Bob its other member (user 8).
+                slack.add_user("U1", "alice", real_name="Alice Example", email="dev@example.com")
+                slack.add_user("U2", "bob", real_name="Bob Example", email="Teammate@Example.com")
             transport = None
             if emulator_socket:
                 codegen_url = await stack.enter_async_context(running_emulator(emulator))

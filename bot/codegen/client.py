@@ -171,6 +171,15 @@ class CodegenClient:
     async def current_user(self) -> UserResponse:
         return await self._read("current_user", "/v1/users/me", UserResponse)
 
+    async def list_users(self, *, skip: int = 0, limit: int = PAGE_LIMIT) -> Page[UserResponse]:
+        """The organization's members (there is no look-up by email: page through them)."""
+        return await self._read(
+            "list_users",
+            f"/v1/organizations/{self._org_id}/users",
+            Page[UserResponse],
+            params={"skip": skip, "limit": limit},
+        )
+
     async def list_repos(self, *, skip: int = 0, limit: int = PAGE_LIMIT) -> Page[RepoResponse]:
         return await self._read(
             "list_repos",

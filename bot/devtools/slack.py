@@ -83,6 +83,7 @@ DEFAULT_SCOPES: tuple[str, ...] = (
     "reactions:read",
     "reactions:write",
     "users:read",
+    "users:read.email",
 )
 
 # What Slack's sign-in page looks like to a client that fetched a file with a bad token.
@@ -438,9 +439,15 @@ class FakeSlack:
         is_bot: bool = False,
         deleted: bool = False,
         tz: str = "Europe/London",
+        email: str | None = None,
     ) -> dict[str, Any]:
         real = real_name if real_name is not None else name.title()
-        user = {
+        profile: dict[str, Any] = {
+            "real_name": real,
+            "display_name": display_name if display_name is not None else name,
+            "team": self.team_id,
+        }
+        user: dict[str, Any] = {
             "id": user_id,
             "team_id": self.team_id,
             "name": name,
@@ -449,12 +456,10 @@ class FakeSlack:
             "tz": tz,
             "is_bot": is_bot,
             "is_app_user": False,
-            "profile": {
-                "real_name": real,
-                "display_name": display_name if display_name is not None else name,
-                "team": self.team_id,
-            },
+            "profile": profile,
         }
+        if email is not None:
+            profile["email"] = email
         self.users[user_id] = user
         return copy.deepcopy(user)
 
@@ -1193,7 +1198,10 @@ class FakeSlack:
             if not user_id or user_id[0] not in "UW":
                 raise SlackApiFailure("user_not_found")
             self.add_user(user_id, f"user-{user_id.lower()}", real_name=f"User {user_id}")
-        return {"ok": True, "user": copy.deepcopy(self.users[user_id])}
+        user = copy.deepcopy(self.users[user_id])
+        if "users:read.email" not in self.scopes:
+            user["profile"].pop("email", None)  # as Slack: the email only with that scope
+        return {"ok": True, "user": user}
 
     def _files_info(self, call: SlackCall) -> dict[str, Any]:
         fid = str(call.get("file") or "")

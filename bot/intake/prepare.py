@@ -26,10 +26,17 @@ import httpx
 from bot.clock import Clock
 from bot.codegen.models import is_terminal
 from bot.config import Settings
-from bot.errors import RequestRefused, SlackBusy, SlackError, SlackUnavailable
+from bot.errors import (
+    LookupUnavailable,
+    RequestRefused,
+    SlackBusy,
+    SlackError,
+    SlackUnavailable,
+)
 from bot.intake.catalog import RepoCatalog
 from bot.intake.context import ThreadContext
 from bot.intake.images import fetch_images
+from bot.intake.members import Member, Members, not_a_member_text
 from bot.intake.options import channel_options, org_options, resolve_options
 from bot.intake.replies import Replies
 from bot.requests import RunRequest, StoredOptions, Trigger
@@ -60,7 +67,9 @@ class Preparer:
         replies: Replies,
         http: httpx.AsyncClient,
         clock: Clock,
+        members: Members | None = None,
     ) -> None:
+        self.members = members
         self.settings = settings
         self.store = store
         self.slack = slack
@@ -115,6 +124,7 @@ class Preparer:
         # Input is checked before anything is posted. Defaults are those of the channel where
         # the person asked, even when the bot has to report in a DM instead.
         options = await self._resolve_options(request)
+        member = await self._member(request)
 
         # Where to report. A slash command has no message: post a root message to thread on.
         if slack.trigger is Trigger.SLASH_COMMAND:
@@ -176,7 +186,9 @@ class Preparer:
             }
         )
         final_request = request.model_copy(update={"slack": final_slack})
-        metadata = final_request.codegen_metadata(request_id=row.id)
+        metadata = final_request.codegen_metadata(
+            request_id=row.id, codegen_user_id=member.codegen_user_id if member else None
+        )
         if previous is not None:
             metadata["parent_run_id"] = previous.id
         prepared = PreparedRequest(
@@ -281,6 +293,25 @@ class Preparer:
             return await self.slack.permalink(channel=channel, ts=ts)
         except SlackError:
             return None  # the metadata goes without it
+
+    async def _member(self, request: RunRequest) -> Member | None:
+        """Who the person is in the Codegen organization; RequestRefused under
+        CODEGEN_MEMBERS_ONLY when nobody there has their email."""
+        if self.members is None:
+            return None
+        members_only = self.settings.codegen_members_only
+        try:
+            member = await self.members.match(request.slack.user_id)
+        except SlackUnavailable as busy:
+            raise _busy(busy) from None
+        except LookupUnavailable as error:
+            if members_only:
+                raise  # prepared again later: nobody is let in unchecked
+            log.warning("membership not checked (%s); the run goes without it", error.message)
+            return None
+        if members_only and member.codegen_user_id is None:
+            raise RequestRefused(not_a_member_text(member))
+        return member
 
     async def _resolve_options(self, request: RunRequest) -> StoredOptions:
         defaults = await self.store.channels.defaults(request.slack.channel_id)

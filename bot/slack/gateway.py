@@ -365,6 +365,19 @@ class SlackGateway:
             profile.get("display_name") or user.get("real_name") or user.get("name") or user_id
         )
 
+    async def user_email(self, user_id: str) -> str | None:
+        """The email Slack has for a person (users:read.email), None when it gives none.
+        SlackUnavailable (raised) means: ask again later."""
+        try:
+            response = await self.call("users.info", {"user": user_id})
+        except SlackUnavailable:
+            raise
+        except SlackError:
+            return None
+        profile = (response.get("user") or {}).get("profile") or {}
+        email = profile.get("email")
+        return str(email).strip() if email else None
+
     async def channel_info(self, channel: str) -> dict[str, Any]:
         response = await self.call("conversations.info", {"channel": channel})
         return dict(response.get("channel") or {})

@@ -39,6 +39,7 @@ BOT_SCOPES: frozenset[str] = frozenset(
         "reactions:write",
         "files:read",
         "users:read",
+        "users:read.email",
         "channels:read",
         "groups:read",
     }
@@ -110,6 +111,10 @@ EVENT_SCOPES: dict[str, frozenset[str]] = {
     "reaction_removed": frozenset({"reactions:read"}),
     "app_home_opened": frozenset(),
 }
+
+#: Scopes that add fields to a method's answer: `users.info` gives the profile's email only
+#: with `users:read.email` (membership is matched by email, bot.intake.members).
+FIELD_SCOPES: frozenset[str] = frozenset({"users:read.email"})
 
 #: Slash commands need `commands`.
 COMMAND_SCOPES: frozenset[str] = frozenset({"commands"})

@@ -39,6 +39,7 @@ ALL_CHECKS = [
     "slack scopes",
     "codegen token",
     "codegen org",
+    "codegen members",
 ]
 
 
@@ -120,7 +121,12 @@ async def test_all_green(world: World) -> None:
     assert report.splitlines()[-1] == "Everything checked is in order."
     # It really asked: auth.test at Slack, /users/me and the repositories at Codegen.
     assert world.slack.calls_to("auth.test")
-    assert [c.kind for c in world.emulator.received] == ["current_user", "list_repos"]
+    assert [c.kind for c in world.emulator.received] == [
+        "current_user",
+        "list_repos",
+        "list_users",
+    ]
+    assert "2 members, matched to Slack users by email" in checks["codegen members"].detail
     for secret in (BOT_TOKEN, SIGNING_SECRET, CODEGEN_TOKEN):
         assert secret not in report
 
@@ -378,3 +384,16 @@ async def test_doctor_names_a_bad_setting(monkeypatch: pytest.MonkeyPatch, tmp_p
     report = out.getvalue()
     assert report.startswith("FAIL  settings")
     assert "CODEGEN_POLL_MIN_SECONDS" in report and "fix: Correct the variable" in report
+
+
+async def test_members_only_needs_a_member_list(world: World) -> None:
+    green = by_name(await run_checks(world.settings(codegen_members_only=True)))
+    assert "only they start runs (CODEGEN_MEMBERS_ONLY)" in green["codegen members"].detail
+    world.emulator.script.fail_next_read(403, kind="list_users")
+    results = await run_checks(world.settings(codegen_members_only=True))
+    assert failures(results) == ["codegen members"]
+    assert "nobody could start a run" in by_name(results)["codegen members"].detail
+    world.emulator.script.fail_next_read(403, kind="list_users")
+    results = await run_checks(world.settings())
+    assert failures(results) == []
+    assert by_name(results)["codegen members"].status == "warn"

@@ -39,7 +39,8 @@ by the next call that passes the rate limit, validation and auth:
   the next create answers `status` (402/403/404/422/429/5xx/…). `retry_after` (seconds or an
   HTTP date string) becomes the Retry-After header. `after_creating=True` creates the run first
   (a 5xx that happened after the work was done: the ambiguous case).
-- `fail_next_resume(status, …)`, `fail_next_read(status, …)` the same for resumes / any GET;
+- `fail_next_resume(status, …)`, `fail_next_read(status, …, kind=None)` the same for resumes /
+  any GET (or only the next GET of `kind`, e.g. "list_users");
   `fail_next_stop(status, *, message=None)` for the next stop.
 - `delay_next_create(seconds)`, `delay_next_read(seconds)` answer late (wall time, so the
   client's timeout can fire; the run is created only after the delay).

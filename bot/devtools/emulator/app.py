@@ -248,8 +248,9 @@ def create_emulator_app(state: EmulatorState) -> Starlette:
     async def scripted_read(call: ReceivedCall) -> Response | None:
         if state.script.read_delays:
             await state._hold(state.script.read_delays.popleft())
-        if state.script.read_failures:
-            return _scripted_response(call.kind, state.script.read_failures.popleft())
+        failure = state.script.take_read_failure(call.kind)
+        if failure is not None:
+            return _scripted_response(call.kind, failure)
         return None
 
     # -- handlers --------------------------------------------------------------------------

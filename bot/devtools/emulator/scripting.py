@@ -14,6 +14,7 @@ class ScriptedFailure:
     retry_after: float | str | None = None
     detail: list[dict[str, Any]] | None = None
     after_creating: bool = False
+    kind: str | None = None  # reads: only a read of this kind (None: the next read)
 
 
 class EmulatorScript:
@@ -61,8 +62,19 @@ class EmulatorScript:
         message: str | None = None,
         retry_after: float | str | None = None,
         times: int = 1,
+        kind: str | None = None,
     ) -> None:
-        self.read_failures.extend([ScriptedFailure(status, message, retry_after)] * times)
+        """The next read (of `kind`, e.g. "list_users", when given) answers `status`."""
+        failure = ScriptedFailure(status, message, retry_after, kind=kind)
+        self.read_failures.extend([failure] * times)
+
+    def take_read_failure(self, kind: str) -> ScriptedFailure | None:
+        """The first scripted read failure meant for a read of `kind`, removed."""
+        for failure in self.read_failures:
+            if failure.kind in (None, kind):
+                self.read_failures.remove(failure)
+                return failure
+        return None
 
     def fail_next_stop(self, status: int, *, message: str | None = None, times: int = 1) -> None:
         self.stop_failures.extend([ScriptedFailure(status, message)] * times)

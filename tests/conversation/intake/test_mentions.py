@@ -66,6 +66,7 @@ async def test_a_png_attached_to_a_mention_reaches_codegen_byte_for_byte(
         assert body["metadata"] == {
             "source": "slack",
             "request_id": (await chat.queued_requests())[0].id,
+            "codegen_user_id": 7,  # alice is the emulator's token owner
             "slack": {
                 "team_id": TEAM,
                 "channel_id": "C1",

@@ -66,6 +66,7 @@ async def test_the_metadata_sent_to_codegen_is_the_design_contract(sqlite_url: s
         assert body["metadata"] == {
             "source": "slack",
             "request_id": request.id,
+            "codegen_user_id": 7,  # alice (dev@example.com) is member 7
             "slack": {
                 "team_id": TEAM,
                 "channel_id": "C1",

@@ -178,7 +178,13 @@ async def test_a_follow_up_to_an_ended_run_says_it_starts_a_new_run_with_the_thr
         assert second["metadata"]["parent_run_id"] == 1000
         assert second["metadata"]["slack"]["thread_ts"] == root
         assert second["metadata"]["slack"]["trigger"] == "thread_reply"
-        assert set(second["metadata"]) == {"source", "request_id", "slack", "parent_run_id"}
+        assert set(second["metadata"]) == {
+            "source",
+            "request_id",
+            "codegen_user_id",
+            "slack",
+            "parent_run_id",
+        }
         texts = chat.bot_texts("C1", root)
         assert any("#1001" in t and "is complete" in t for t in texts)
         assert any(

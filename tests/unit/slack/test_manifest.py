@@ -24,6 +24,7 @@ from bot.slack.manifest import (
     COMMAND_SCOPES,
     DOWNLOAD_SCOPES,
     EVENT_SCOPES,
+    FIELD_SCOPES,
     METHOD_SCOPES,
     dump_manifest,
     http_manifest,
@@ -486,6 +487,7 @@ def test_every_requested_scope_is_used(manifest: dict[str, Any]) -> None:
     if manifest["features"].get("slash_commands"):
         used |= COMMAND_SCOPES
     used |= DOWNLOAD_SCOPES  # url_private downloads of screenshots
+    used |= FIELD_SCOPES  # users.info's email (membership)
     assert granted - used == set(), f"requested but unused: {sorted(granted - used)}"
 
 

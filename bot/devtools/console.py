@@ -86,6 +86,9 @@ Type what you would type in Slack:
   dm <text>                                     direct message to the bot
   codegen pause|fail|finish|cancel <run id>     make the emulated run do that now
   codegen refuse-stop                           the emulator refuses stops from now on
+  as <name> <line>                              type one line as someone else (for admins,
+                                                allow-lists, membership: <name>@example.com;
+                                                the emulator's members are you and teammate)
   wait [seconds]                                wait for the runs so far to finish
   help                                          this text
   quit                                          leave now (end of input waits for runs)"""
@@ -96,6 +99,9 @@ Type what you would type in Slack:
 _IMAGE_FLAG = re.compile(r"(?:^|\s)--image(?:=|\s+)(\"[^\"]+\"|'[^']+'|\S+)")
 _MENTION = re.compile(r"^@codegen\b[:,]?\s*", re.IGNORECASE)
 _REPLY_N = re.compile(r"^reply\s+(\d+)\s*(.*)$", re.IGNORECASE | re.DOTALL)
+_AS = re.compile(r"^as\s+@?([a-z][a-z0-9._-]{0,30})\s+(.+)$", re.IGNORECASE | re.DOTALL)
+# The console's own person has the emulator's token owner's email, so membership matches.
+USER_EMAIL = "dev@example.com"
 _EMULATE = re.compile(r"^codegen\s+(pause|fail|finish|cancel)\s+#?(\d+)\s*$", re.IGNORECASE)
 # What `codegen <verb> <run id>` makes the emulated run's status.
 EMULATED_STATUS = {
@@ -179,6 +185,7 @@ class Console:
         self.view = view
         self.echo = echo
         self.emulator = emulator  # None when the real Codegen API is used
+        self.user_id = USER_ID  # who is typing (`as <name> …` changes it for one line)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -212,7 +219,7 @@ class Console:
             )
             slack.add_channel(CHANNEL_ID, name=CHANNEL_NAME)
             slack.add_channel(DM_ID, is_im=True, user=USER_ID)
-            slack.add_user(USER_ID, USER_NAME, real_name=USER_NAME)
+            slack.add_user(USER_ID, USER_NAME, real_name=USER_NAME, email=USER_EMAIL)
             view = TerminalView(
                 out,
                 slack,
@@ -274,6 +281,8 @@ class Console:
         lowered = text.lower()
         if lowered in ("quit", "exit", ":q"):
             return False
+        if match := _AS.match(text):
+            return await self.as_person(match.group(1).lower(), match.group(2))
         if lowered in ("help", "?"):
             self.view.say(HELP)
         elif lowered == "wait" or lowered.startswith("wait "):
@@ -325,8 +334,8 @@ class Console:
             "team_domain": "console",
             "channel_id": CHANNEL_ID,
             "channel_name": CHANNEL_NAME,
-            "user_id": USER_ID,
-            "user_name": USER_NAME,
+            "user_id": self.user_id,
+            "user_name": self.slack.users[self.user_id]["name"],
             "command": "/codegen",
             "text": slack_escape(text),  # Slack escapes &, < and > as in messages
             "api_app_id": APP_ID,
@@ -342,6 +351,19 @@ class Console:
             self.view.show(f"{BOT_NAME} · only visible to you", self.view.plain(ack))
         elif response.status >= 400:
             self.view.say(f"(the bot answered {response.status}: {response.body})")
+
+    async def as_person(self, name: str, line: str) -> bool:
+        """`as bob /codegen config repo=…`: one line typed by another person of the workspace
+        (created on first use, with the email <name>@example.com)."""
+        user_id = f"U0{re.sub(r'[^A-Z0-9]', '', name.upper())[:18] or 'SOMEONE'}"
+        if user_id not in self.slack.users:
+            self.slack.add_user(user_id, name, real_name=name, email=f"{name}@example.com")
+        self.view.say(f"   (as @{name}, {user_id})")
+        self.user_id = user_id
+        try:
+            return await self.handle(line)
+        finally:
+            self.user_id = USER_ID
 
     def emulate(self, verb: str, run_id: int) -> None:
         """`codegen pause 1000`: the emulated run takes that status now (the bot sees it on
@@ -377,13 +399,15 @@ class Console:
         plain = is_dm or not mention
         escaped = slack_escape(prompt)  # as Slack sends message text
         slack_text = escaped if plain else f"<@{BOT_USER_ID}> {escaped}".rstrip()
-        ts = self.slack.add_message(channel, slack_text, USER_ID, thread_ts=thread_ts, files=files)
+        ts = self.slack.add_message(
+            channel, slack_text, self.user_id, thread_ts=thread_ts, files=files
+        )
         number = self.view.touch_thread(channel, thread_ts or ts)
         if not thread_ts and not self.echo:
             self.view.say(f"   (your message starts thread {number})")
         event: dict[str, Any] = {
             "type": "message" if plain else "app_mention",
-            "user": USER_ID,
+            "user": self.user_id,
             "text": slack_text,
             "ts": ts,
             "channel": channel,
@@ -422,7 +446,9 @@ class Console:
                 self.view.say(f"No such file: {name} (nothing was sent)")
                 return None
             mimetype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            files.append(self.slack.add_file(path.name, path.read_bytes(), mimetype, user=USER_ID))
+            files.append(
+                self.slack.add_file(path.name, path.read_bytes(), mimetype, user=self.user_id)
+            )
         return files
 
     # -- waiting -----------------------------------------------------------------------------

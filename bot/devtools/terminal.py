@@ -142,6 +142,8 @@ class TerminalView:
         """Terminal touches on top of mrkdwn_to_text: names for ids, no bold stars, quote bars."""
         text = text.replace(f"@{self.user_id}", f"@{self.user_name}")
         text = text.replace(f"@{self.slack.bot_user_id}", f"@{self.bot_name}")
+        for user_id, user in self.slack.users.items():
+            text = text.replace(f"@{user_id}", f"@{user.get('name') or user_id}")
         text = _CHANNEL_ID.sub(lambda m: f"#{self._channel_name(m.group(1))}", text)
         lines = []
         for line in text.splitlines():

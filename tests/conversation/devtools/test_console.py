@@ -303,3 +303,32 @@ async def test_the_console_tries_pauses_failures_stops_and_allow_lists(sqlite_ur
     text = out.getvalue()
     assert "ALLOWED_SLACK_USERS is set: you may NOT start runs" in text
     assert "not on this bot's list of people who may start Codegen runs" in text
+
+
+async def test_as_another_person_tries_admins_and_membership(sqlite_url: str) -> None:
+    out = io.StringIO()
+    settings = console_settings(admin_slack_users=USER_ID, codegen_members_only=True)
+    async with Console.start(
+        settings, database_url=sqlite_url, out=out, echo=True, **FAST
+    ) as console:
+        await converse(
+            console,
+            [
+                "as bob /codegen config repo=acme/api",  # not an admin
+                "/codegen config repo=acme/api",  # you are
+                "as carol /codegen write docs",  # not a member of the organization
+                "as teammate /codegen write docs",  # a member
+            ],
+            wait=20,
+        )
+        assert console.emulator is not None
+        created = console.emulator.created_bodies()
+    text = out.getvalue()
+    print(text)
+    assert "(as @bob, U0BOB)" in text
+    assert "Only admins change this channel's defaults here" in text
+    assert "Last changed by @you" in text
+    assert "`carol@example.com`" in text and "Only members of this bot's Codegen" in text
+    [body] = created
+    assert body["metadata"]["slack"]["user_id"] == "U0TEAMMATE"
+    assert body["metadata"]["codegen_user_id"] == 8

@@ -13,10 +13,16 @@ Codegen's Raycast client calls it), GET /v1/users/me, GET …/users, GET …/rep
 page at GET /runs/{id} (the run's `web_url`).
 
 Behaviour
-- Auth: `Authorization: Bearer <state.token>`, else 403 PermissionsErrorResponse; a path org id
-  other than `state.org_id` is 403 too. As in FastAPI, request validation (path, query, body)
+- People and tokens: `state.tokens` maps each accepted token to its user and organizations:
+  `state.token` is `state.me`'s (user 7), `state.add_person(token, email=, name=, org_ids=)`
+  adds someone with their own token (a member of the organization unless `org_ids` says
+  otherwise), `state.revoke(token)` makes one stop working. `/v1/users/me` answers the
+  token's user, a run belongs to the user whose token created it, and every call records
+  `caller_id` (the token's user id, never the token).
+- Auth: a token of `state.tokens`, else 403 PermissionsErrorResponse; a path org id the token
+  does not reach is 403 too. As in FastAPI, request validation (path, query, body)
   happens first: 422 `{"detail": [{"loc": ["body", …], "msg", "type", "input"}]}`.
-- Rate limits per org, strict sliding windows on `state.clock`, checked before anything else:
+- Rate limits per API token, strict sliding windows on `state.clock`, checked before anything else:
   creates + resumes `create_per_minute`/60 s, every API GET `reads_per_30s`/30 s. Over the
   limit → 429 APIRateLimitErrorResponse with `Retry-After` (whole seconds until the oldest entry
   leaves the window). Refused requests do not enter the window. `state.rate_limited_count`
@@ -24,7 +30,7 @@ Behaviour
 - Runs (ids from 1000) go PENDING (`pending_seconds`) → ACTIVE (`active_seconds`) → their ending
   (COMPLETE unless scripted), computed from the clock on each read. COMPLETE carries a summary,
   a result and one pull request; FAILED a summary saying why; PAUSED a question. Metadata is
-  echoed as sent; source_type is "API"; runs belong to the token's user (`state.me`).
+  echoed as sent; source_type is "API".
 - Resume: only a PAUSED run (else 422 on `agent_run_id`; unknown id → 404). The run goes back to
   ACTIVE and ends (COMPLETE unless scripted) after `active_seconds`; the prompt is recorded.
 - Stop: a run in progress or PAUSED ends as STOPPED, `state.stop_seconds` later (0 by

@@ -7,6 +7,7 @@ documented API.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import html
 import json
@@ -42,6 +43,7 @@ from bot.devtools.emulator.state import (
     RESUME_RUN,
     STOP_RUN,
     WEB_PAGE,
+    Caller,
     EmulatorState,
     ReceivedCall,
     SlidingWindowLimiter,
@@ -187,12 +189,31 @@ Handler = Callable[[Request, ReceivedCall], Awaitable[Response]]
 def create_emulator_app(state: EmulatorState) -> Starlette:
     """The Starlette app serving `state`."""
 
-    def authorized(request: Request, org_id: int | None = None) -> bool:
+    def caller(request: Request) -> Caller | None:
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-        token_ok = scheme.lower() == "bearer" and hmac.compare_digest(
-            presented.strip().encode(), state.token.encode()
-        )
-        return token_ok and (org_id is None or org_id == state.org_id)
+        if scheme.lower() != "bearer":
+            return None
+        given = presented.strip().encode()
+        for token, who in state.tokens.items():
+            if hmac.compare_digest(given, token.encode()):
+                return who
+        return None
+
+    def authorized(request: Request, org_id: int | None = None) -> bool:
+        who = caller(request)
+        if who is None:
+            return False
+        request.state.caller = who
+        return org_id is None or (org_id == state.org_id and org_id in who.org_ids)
+
+    def caller_id(request: Request) -> int | None:
+        who = getattr(request.state, "caller", None)
+        return who.user.id if who is not None else None
+
+    def limit_key(request: Request) -> str:
+        """Codegen's limits are per API token: the key is a digest, never the token."""
+        presented = request.headers.get("authorization", "").partition(" ")[2].strip()
+        return hashlib.sha256(presented.encode()).hexdigest()[:16]
 
     def endpoint(kind: str, *, limiter: SlidingWindowLimiter | None) -> Callable[[Handler], Any]:
         """Record the call, apply the org's rate limit, then run the handler."""
@@ -215,6 +236,7 @@ def create_emulator_app(state: EmulatorState) -> Starlette:
                 state.received.append(call)
                 response = await answer(request, call, raw, limiter, handler)
                 call.status = response.status_code
+                call.caller_id = caller_id(request)
                 if response.status_code == 429:
                     state.rate_limited_count += 1
                 return response
@@ -231,8 +253,7 @@ def create_emulator_app(state: EmulatorState) -> Starlette:
         handler: Handler,
     ) -> Response:
         if limiter is not None:
-            org_key = request.path_params.get("org_id", str(state.org_id))
-            wait = limiter.try_acquire(str(org_key), now=state.clock.now())
+            wait = limiter.try_acquire(limit_key(request), now=state.clock.now())
             if wait is not None:
                 return _json(
                     429,
@@ -265,7 +286,9 @@ def create_emulator_app(state: EmulatorState) -> Starlette:
         if script.create_failures:
             failure = script.create_failures.popleft()
             if failure.after_creating:
-                call.run_id = state._create_run(body, base_url=str(request.base_url)).id
+                call.run_id = state._create_run(
+                    body, base_url=str(request.base_url), user_id=caller_id(request)
+                ).id
             return _scripted_response(CREATE_RUN, failure)
         if not state.repos:
             return _json(404, NoReposFoundInOrgErrorResponse().model_dump())
@@ -282,7 +305,7 @@ def create_emulator_app(state: EmulatorState) -> Starlette:
             )
         if script.create_delays:
             await state._hold(script.create_delays.popleft())
-        run = state._create_run(body, base_url=str(request.base_url))
+        run = state._create_run(body, base_url=str(request.base_url), user_id=caller_id(request))
         call.run_id = run.id
         if script.create_hangs:
             await state._hold(script.create_hangs.popleft())
@@ -381,7 +404,8 @@ def create_emulator_app(state: EmulatorState) -> Starlette:
             return _forbidden()
         if (scripted := await scripted_read(call)) is not None:
             return scripted
-        return _json(200, state.me.model_dump(mode="json"))
+        who: Caller = request.state.caller
+        return _json(200, who.user.model_dump(mode="json"))
 
     async def org_page(
         request: Request, call: ReceivedCall, items: Callable[[], Sequence[BaseModel]]

@@ -57,6 +57,7 @@ class ReceivedCall:
     at: datetime
     status: int | None = None  # filled in when answered
     run_id: int | None = None  # the run this call created or resumed
+    caller_id: int | None = None  # the user whose token made the call (never the token)
 
 
 @dataclass
@@ -95,6 +96,14 @@ class EmulatedRun:
         if elapsed < pending + active_seconds:
             return "ACTIVE"
         return self.ending
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Whose token a call carries, and the organizations it may act in."""
+
+    user: UserResponse
+    org_ids: frozenset[int]
 
 
 # -- rate limits -------------------------------------------------------------------------------
@@ -209,6 +218,8 @@ class EmulatorState:
                 is_admin=False,
             ),
         ]
+        # Every token the emulator accepts → whose it is and which organizations it reaches.
+        self.tokens: dict[str, Caller] = {token: Caller(user=self.me, org_ids=frozenset({org_id}))}
         self.repos: list[RepoResponse] = default_repos(org_id)
         self.runs: dict[int, EmulatedRun] = {}
         self.received: list[ReceivedCall] = []
@@ -236,6 +247,31 @@ class EmulatorState:
     def resume_bodies(self) -> list[Any]:
         """The JSON bodies of resumes that resumed a run, in order."""
         return [c.json for c in self.calls(RESUME_RUN) if c.run_id is not None]
+
+    def add_person(
+        self, token: str, *, email: str, name: str, org_ids: frozenset[int] | None = None
+    ) -> UserResponse:
+        """Someone with their own API token: a member of `org_ids` (the emulated organization
+        by default; an empty set: a member of none)."""
+        orgs = frozenset({self.org_id}) if org_ids is None else org_ids
+        user_id = max(u.id for u in self.users) + 1
+        user = UserResponse(
+            id=user_id,
+            email=email,
+            github_user_id=str(9000000 + user_id),
+            github_username=name.lower().replace(" ", "-"),
+            full_name=name,
+            role="MEMBER",
+            is_admin=False,
+        )
+        if self.org_id in orgs:
+            self.users.append(user)
+        self.tokens[token] = Caller(user=user, org_ids=orgs)
+        return user
+
+    def revoke(self, token: str) -> None:
+        """The token stops working (a person revoked it in Codegen)."""
+        self.tokens.pop(token, None)
 
     def run(self, run_id: int) -> EmulatedRun:
         return self.runs[run_id]
@@ -289,14 +325,16 @@ class EmulatorState:
         pending = self.pending_seconds if run.leg_has_pending else 0.0
         return started + timedelta(seconds=pending + self.active_seconds)
 
-    def _create_run(self, body: CreateAgentRunInput, *, base_url: str) -> EmulatedRun:
+    def _create_run(
+        self, body: CreateAgentRunInput, *, base_url: str, user_id: int | None = None
+    ) -> EmulatedRun:
         run_id = self._next_run_id
         self._next_run_id += 1
         now = self.clock.now()
         run = EmulatedRun(
             id=run_id,
             organization_id=self.org_id,
-            user_id=self.me.id,
+            user_id=self.me.id if user_id is None else user_id,
             created_at=now,
             prompt=body.prompt,
             images=list(body.images or []),

@@ -507,3 +507,37 @@ async def test_running_emulator_serves_on_loopback(state: EmulatorState) -> None
             page = await client.get(f"/runs/{run['id']}", headers={"Authorization": ""})
             assert page.status_code == 200
             assert "&lt;b&gt;hi&lt;/b&gt;" in page.text
+
+
+# -- people and their tokens -------------------------------------------------------------------
+
+
+async def test_each_token_is_a_person_with_their_own_runs_and_limits(
+    http: httpx.AsyncClient, state: EmulatorState
+) -> None:
+    erin = state.add_person("erin-token-0001", email="erin@example.com", name="Erin Example")
+    outsider = state.add_person(
+        "out-token-0001", email="o@example.com", name="O", org_ids=frozenset()
+    )
+    theirs = {"Authorization": "Bearer erin-token-0001"}
+    me = (await http.get("/v1/users/me", headers=theirs)).json()
+    assert (me["id"], me["email"]) == (erin.id, "erin@example.com")
+    assert erin in state.users and outsider not in state.users  # the org's member list
+
+    made = await http.post(RUN, json={"prompt": "hers"}, headers=theirs)
+    assert made.status_code == 200
+    [call] = state.calls("create_run")
+    assert call.caller_id == erin.id  # which token made it, without keeping the token
+    assert state.run(made.json()["id"]).user_id == erin.id
+
+    # Limits are per token: the organization's token still has all its creates.
+    for _ in range(9):
+        assert (await http.post(RUN, json={"prompt": "x"}, headers=theirs)).status_code == 200
+    assert (await http.post(RUN, json={"prompt": "x"}, headers=theirs)).status_code == 429
+    assert (await create(http)).status_code == 200
+
+    # A token of nobody in the organization, and a revoked one, are refused.
+    outside = {"Authorization": "Bearer out-token-0001"}
+    assert (await http.get(RUNS, headers=outside)).status_code == 403
+    state.revoke("erin-token-0001")
+    assert (await http.get("/v1/users/me", headers=theirs)).status_code == 403

@@ -28,6 +28,7 @@ from bot.clock import Clock, SystemClock
 from bot.codegen.client import DEFAULT_TIMEOUT, CodegenClient
 from bot.codegen.models import StatusKind, classify_status
 from bot.config import Settings
+from bot.intake.accounts import Accounts
 from bot.intake.answers import Answers
 from bot.intake.catalog import RepoCatalog
 from bot.intake.context import ThreadContext
@@ -44,6 +45,7 @@ from bot.runs.stopping import Stopper
 from bot.runs.tracker import Tracker
 from bot.runs.watchdog import Watchdog
 from bot.scheduler import Job, Ticks
+from bot.secret_box import SecretBox
 from bot.slack.budget import SlackBudget
 from bot.slack.cards import RunCards
 from bot.slack.gateway import SlackGateway
@@ -85,6 +87,8 @@ class Runtime:
     tracker: Tracker
     answers: Answers
     stopper: Stopper
+    accounts: Accounts
+    members: Members
     metrics: Metrics
     health: Health = field(default_factory=Health)
     traffic: AckTraffic = field(default_factory=AckTraffic)
@@ -144,6 +148,7 @@ class Runtime:
         if self.ticks is not None:
             await self.ticks.stop()
         await self.settle()
+        await self.accounts.aclose()
         await self.codegen.aclose()
         await self.http.aclose()
         await self.store.dispose()
@@ -180,21 +185,26 @@ async def build_runtime(
     if taken:
         log.info("replica %s took back %d leases held before its restart", replica_id, taken)
 
-    # One TLS context for both HTTP clients: each new one loads the CA bundle (about 35 ms).
+    # One TLS context for every HTTP client: each new one loads the CA bundle (about 35 ms).
     tls = httpx.create_ssl_context()
-    codegen = CodegenClient(
-        base_url=codegen_url or settings.codegen_api_url,
-        token=settings.effective_codegen_token,
-        org_id=settings.effective_org_id,
-        # Retries of reads would spend from the shared budget behind its back: the tracker
-        # simply tries again on its next tick instead.
-        read_retries=0,
-        observer=metrics.codegen_call,
-        clock=clock,
-        transport=codegen_transport,
-        timeout=DEFAULT_TIMEOUT if codegen_timeout is None else httpx.Timeout(codegen_timeout),
-        verify=tls,
-    )
+
+    def codegen_client(token: str) -> CodegenClient:
+        """A client for `token`: the organization's, or a person's own (bot.intake.accounts)."""
+        return CodegenClient(
+            base_url=codegen_url or settings.codegen_api_url,
+            token=token,
+            org_id=settings.effective_org_id,
+            # Retries of reads would spend from the shared budget behind its back: the
+            # tracker simply tries again on its next tick instead.
+            read_retries=0,
+            observer=metrics.codegen_call,
+            clock=clock,
+            transport=codegen_transport,
+            timeout=DEFAULT_TIMEOUT if codegen_timeout is None else httpx.Timeout(codegen_timeout),
+            verify=tls,
+        )
+
+    codegen = codegen_client(settings.effective_codegen_token)
     bot_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     # No retry handlers: the gateway retries, and only what cannot have reached Slack twice.
     slack_client = AsyncWebClient(
@@ -222,6 +232,17 @@ async def build_runtime(
     context = ThreadContext(slack=slack)
     replies = Replies(slack=slack, http=http)
     members = Members(codegen=codegen, slack=slack, clock=clock, budget=budget)
+    key = settings.bot_secret_key
+    accounts = Accounts(
+        settings=settings,
+        store=store,
+        clock=clock,
+        org_client=codegen,
+        make_client=codegen_client,
+        slack=slack,
+        box=SecretBox.from_keys(key.get_secret_value() if key is not None else None),
+        members=members,
+    )
     preparer = Preparer(
         members=members,
         settings=settings,
@@ -250,6 +271,7 @@ async def build_runtime(
         metrics=metrics,
         rand=retry_rand,
         lease_seconds=lease_seconds,
+        accounts=accounts,
     )
     intake = Intake(
         traffic=traffic,
@@ -285,6 +307,7 @@ async def build_runtime(
     )
     answers = Answers(store=store, settings=settings, clock=clock, catalog=catalog)
     stopper = Stopper(
+        accounts=accounts,
         settings=settings,
         store=store,
         codegen=codegen,
@@ -307,6 +330,8 @@ async def build_runtime(
         tracker=tracker,
         answers=answers,
         stopper=stopper,
+        accounts=accounts,
+        members=members,
         metrics=metrics,
         lease_seconds=lease_seconds,
         traffic=traffic,
@@ -342,7 +367,13 @@ def build_bolt_app(runtime: Runtime) -> AsyncApp:
         # reads every frame's module: about 40 ms of start-up.
         name="codegen-bot",
     )
-    register(app, intake=runtime.intake, answers=runtime.answers, stop=runtime.stopper.take)
+    register(
+        app,
+        intake=runtime.intake,
+        answers=runtime.answers,
+        accounts=runtime.accounts,
+        stop=runtime.stopper.take,
+    )
     return app
 
 

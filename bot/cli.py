@@ -230,6 +230,58 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    """Seal every stored personal token again under BOT_SECRET_KEY's first key."""
+    settings = _load_settings()
+    configure_logging(log_format=settings.log_format, secrets=settings.secrets())
+    from bot.secret_box import SecretBox, SecretUnreadable, new_key
+
+    key = settings.bot_secret_key
+    if key is None or not key.get_secret_value().strip():
+        print(
+            "BOT_SECRET_KEY is not set, so nothing is sealed. A new key to set it to:\n"
+            f"  BOT_SECRET_KEY={new_key()}",
+            file=sys.stderr,
+        )
+        return 2
+    box = SecretBox.from_keys(key.get_secret_value())
+    assert box is not None
+
+    async def go() -> tuple[int, int]:
+        from bot.store.db import create_engine, migrate
+        from bot.store.store import Store
+
+        engine = create_engine(settings.database_url)
+        await migrate(engine)
+        store = Store(engine)
+        resealed = unreadable = 0
+        try:
+            for row in await store.tokens.all():
+                try:
+                    sealed = box.reseal(row.sealed_token)
+                except SecretUnreadable:
+                    unreadable += 1
+                    continue
+                await store.tokens.reseal(row.slack_user_id, sealed_token=sealed)
+                resealed += 1
+        finally:
+            await engine.dispose()
+        return resealed, unreadable
+
+    resealed, unreadable = asyncio.run(go())
+    print(f"sealed {resealed} personal token{'s' if resealed != 1 else ''} under the first key")
+    if unreadable:
+        print(
+            f"{unreadable} could not be opened with any key in BOT_SECRET_KEY: those people "
+            "must `/codegen login` again",
+            file=sys.stderr,
+        )
+        return 1
+    if box.key_count > 1:
+        print("Now remove the old keys from BOT_SECRET_KEY, keeping only the first.")
+    return 0
+
+
 def cmd_manifest(args: argparse.Namespace) -> int:
     from bot.slack.manifest import dump_manifest, http_manifest, load_manifest
 
@@ -285,6 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--http", metavar="BASE_URL", help="HTTP-mode variant with request URLs under BASE_URL"
     )
     sub.add_parser("doctor", help="check settings, database, Slack and Codegen; print fixes")
+    sub.add_parser(
+        "rotate-key",
+        help="seal stored personal tokens again under BOT_SECRET_KEY's first key "
+        "(put the new key first, the old one after a comma)",
+    )
     return parser
 
 
@@ -295,6 +352,7 @@ COMMANDS = {
     "migrate": cmd_migrate,
     "manifest": cmd_manifest,
     "doctor": cmd_doctor,
+    "rotate-key": cmd_rotate_key,
 }
 
 

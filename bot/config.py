@@ -73,6 +73,13 @@ class Settings(BaseSettings):
 
     log_format: Literal["text", "json"] = "text"
 
+    # Fernet key(s) sealing people's Codegen tokens at rest (comma-separated: the first seals).
+    # Unset: `/codegen login` is turned off.
+    bot_secret_key: SecretStr | None = None
+    # A person's token that Codegen rejects: `refuse` their runs until they log in again, or
+    # make them with the organization's token (`org`). Never silently by default.
+    personal_token_fallback: Literal["org", "refuse"] = "refuse"
+
     @field_validator(
         "allowed_slack_users", "allowed_slack_channels", "admin_slack_users", mode="before"
     )
@@ -163,6 +170,7 @@ class Settings(BaseSettings):
             self.slack_app_token,
             self.slack_signing_secret,
             self.codegen_api_token,
+            self.bot_secret_key,
         ]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 

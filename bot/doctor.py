@@ -207,6 +207,28 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
+def check_secret_key(settings: Settings) -> CheckResult:
+    """BOT_SECRET_KEY: personal tokens (`/codegen login`) are on only with a valid key."""
+    name = "secret key"
+    key = settings.bot_secret_key
+    if key is None or not key.get_secret_value().strip():
+        return ok(name, "BOT_SECRET_KEY unset: /codegen login is off; runs use the org token")
+    from bot.secret_box import SecretBox
+
+    try:
+        box = SecretBox.from_keys(key.get_secret_value())
+    except ConfigError as error:
+        return fail(
+            name,
+            str(error),
+            "Set BOT_SECRET_KEY to a Fernet key (`codegen-bot rotate-key` with it unset prints "
+            "one).",
+        )
+    count = box.key_count if box is not None else 0
+    extra = f" ({count} keys: the first seals, all open)" if count > 1 else ""
+    return ok(name, f"valid{extra}: people may log in with their own Codegen tokens")
+
+
 async def check_database(settings: Settings, *, wait: float = TIMEOUT_SECONDS) -> list[CheckResult]:
     """Reachable, then migrated. A SQLite file that does not exist yet is not created."""
     url = settings.database_url
@@ -289,6 +311,7 @@ async def check_database(settings: Settings, *, wait: float = TIMEOUT_SECONDS) -
         else:
             results.append(ok(migrated, "at the newest migration"))
             results.append(await _check_stop_refusal(engine, settings))
+            results.append(await _check_sealed_tokens(engine, settings))
         return results
     finally:
         await engine.dispose()
@@ -314,6 +337,46 @@ async def _check_stop_refusal(engine: Any, settings: Settings) -> CheckResult:
         "Nothing to fix in the bot: people stop runs in Codegen meanwhile. A restart offers "
         "the button again, in case Codegen has added the endpoint for this organization.",
     )
+
+
+async def _check_sealed_tokens(engine: Any, settings: Settings) -> CheckResult:
+    """Every stored personal token opens with BOT_SECRET_KEY (a key changed without
+    `codegen-bot rotate-key` locks people out)."""
+    from bot.secret_box import SecretBox, SecretUnreadable
+    from bot.store.store import Store
+
+    name = "personal tokens"
+    try:
+        rows = await Store(engine).tokens.all()
+    except SQLAlchemyError as error:
+        return skip(name, f"not checked ({type(error).__name__})")
+    if not rows:
+        return ok(name, "none stored")
+    key = settings.bot_secret_key
+    try:
+        box = SecretBox.from_keys(key.get_secret_value() if key is not None else None)
+    except ConfigError:
+        return skip(name, "not checked: BOT_SECRET_KEY is not valid")
+    if box is None:
+        return fail(
+            name,
+            f"{len(rows)} stored, but BOT_SECRET_KEY is unset: they cannot be used",
+            "Set BOT_SECRET_KEY back to the key they were sealed with.",
+        )
+    locked = 0
+    for row in rows:
+        try:
+            box.open(row.sealed_token)
+        except SecretUnreadable:
+            locked += 1
+    if locked:
+        return fail(
+            name,
+            f"{locked} of {len(rows)} cannot be opened with BOT_SECRET_KEY",
+            "Put the key they were sealed with after the new one in BOT_SECRET_KEY "
+            "(comma-separated) and run `codegen-bot rotate-key`; or those people log in again.",
+        )
+    return ok(name, f"{len(rows)} stored, all open with BOT_SECRET_KEY")
 
 
 async def _select_one(engine: Any) -> None:
@@ -616,6 +679,7 @@ async def run_checks(settings: Settings, *, wait: float = TIMEOUT_SECONDS) -> li
         *check_mode(settings),
         check_codegen_settings(settings),
         *check_secret_lengths(settings),
+        check_secret_key(settings),
     ]
     groups = await asyncio.gather(
         check_database(settings, wait=wait),

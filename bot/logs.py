@@ -24,6 +24,7 @@ import logging
 import re
 import sys
 import traceback
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -122,6 +123,8 @@ _TOKEN_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+_REDACTORS: weakref.WeakSet[Redactor] = weakref.WeakSet()
+
 #: Secrets shorter than this are not replaced as substrings: a one-character secret would
 #: turn every "s" in every line into [REDACTED]. `doctor` warns about such a secret instead.
 MIN_REDACTED_LENGTH = 8
@@ -135,9 +138,19 @@ class Redactor:
     """Replaces configured secret values and token-shaped strings with [REDACTED]."""
 
     def __init__(self, secrets: Sequence[str] = ()) -> None:
-        values = sorted(
-            {s for s in secrets if s and not too_short_to_redact(s)}, key=len, reverse=True
-        )
+        self._values = {s for s in secrets if s and not too_short_to_redact(s)}
+        self._secrets: re.Pattern[str] | None = None
+        self._compile()
+        _REDACTORS.add(self)
+
+    def add(self, secret: str) -> None:
+        """Redact `secret` from now on too (a person's token, learned at run time)."""
+        if secret and not too_short_to_redact(secret) and secret not in self._values:
+            self._values.add(secret)
+            self._compile()
+
+    def _compile(self) -> None:
+        values = sorted(self._values, key=len, reverse=True)
         self._secrets = (
             re.compile("|".join(re.escape(value) for value in values)) if values else None
         )
@@ -163,6 +176,12 @@ class Redactor:
         if isinstance(value, list | tuple | set | frozenset):
             return [self.value(v) for v in value]
         return self(str(value))
+
+
+def redact_also(secret: str) -> None:
+    """Every installed redactor redacts `secret` from now on (tokens people log in with)."""
+    for redactor in list(_REDACTORS):
+        redactor.add(secret)
 
 
 class RedactingFilter(logging.Filter):

@@ -19,10 +19,12 @@ from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot.errors import OptionError
+from bot.intake.accounts import Accounts
 from bot.intake.answers import Answers
 from bot.intake.intake import STORE_UNAVAILABLE_TEXT, Admission, Intake
 from bot.intake.options import (
     HELP_TEXT,
+    AccountCommand,
     ConfigResetCommand,
     ConfigSetCommand,
     ConfigShowCommand,
@@ -37,7 +39,14 @@ from bot.intake.options import (
 )
 from bot.requests import RunOptions, RunRequest, SlackContext, StopRequest, Trigger
 from bot.slack.inbound import BlockAction, MessageEvent, SlashCommand
-from bot.slack.render import STOP_RUN_ACTION_ID, VIEW_RUN_ACTION_ID
+from bot.slack.render import (
+    LOGIN_BLOCK_ID,
+    LOGIN_INPUT_ID,
+    LOGIN_VIEW_ID,
+    STOP_RUN_ACTION_ID,
+    VIEW_RUN_ACTION_ID,
+    render_logged_in_modal,
+)
 from bot.slack.text import slack_unescape
 
 log = logging.getLogger(__name__)
@@ -49,9 +58,28 @@ _HELP_WORDS = {"help", "?", "-h", "--help", "usage"}
 
 
 def register(
-    app: AsyncApp, *, intake: Intake, answers: Answers, stop: Callable[[StopRequest], None]
+    app: AsyncApp,
+    *,
+    intake: Intake,
+    answers: Answers,
+    accounts: Accounts,
+    stop: Callable[[StopRequest], None],
 ) -> None:
     """`stop` takes a StopRequest and handles it after the ack (bot.runs.stopping)."""
+
+    @app.view(LOGIN_VIEW_ID)
+    async def login_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+        user = (body.get("user") or {}).get("id")
+        values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
+        token = ((values.get(LOGIN_BLOCK_ID) or {}).get(LOGIN_INPUT_ID) or {}).get("value")
+        if not isinstance(user, str) or not isinstance(token, str):
+            await ack(response_action="errors", errors={LOGIN_BLOCK_ID: "Paste a token."})
+            return
+        login = await accounts.login(user, token)
+        if login.error is not None or login.who is None:
+            await ack(response_action="errors", errors={LOGIN_BLOCK_ID: login.error or "?"})
+        else:
+            await ack(response_action="update", view=render_logged_in_modal(who=login.who))
 
     @app.action(VIEW_RUN_ACTION_ID)
     async def view_run(ack: AsyncAck) -> None:
@@ -102,6 +130,14 @@ def register(
         if isinstance(parsed, HelpCommand):
             note = f"{parsed.note}\n\n" if parsed.note else ""
             await ack(response_type="ephemeral", text=note + HELP_TEXT)
+        elif isinstance(parsed, AccountCommand):
+            if parsed.kind == "login":
+                told = await accounts.open_login(trigger_id=slash.trigger_id or "")
+                await ack(response_type="ephemeral", text=told) if told else await ack()
+            elif parsed.kind == "logout":
+                await ack(response_type="ephemeral", text=await accounts.logout(user_id))
+            else:
+                await ack(response_type="ephemeral", text=await accounts.whoami(user_id))
         elif isinstance(parsed, StopCommand):
             stop(
                 StopRequest(

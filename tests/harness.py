@@ -322,6 +322,36 @@ class Conversation:
         await self.settle()
         return response
 
+    async def submit_view(
+        self, callback_id: str, *, values: dict[str, dict[str, str]], user: str = "U1"
+    ) -> dict[str, Any]:
+        """A modal submitted (view_submission), `values` as {block_id: {action_id: text}};
+        returns the bot's answer to Slack ({} when it just closes the modal)."""
+        state = {
+            block: {action: {"type": "plain_text_input", "value": text}}
+            for block, actions in values.items()
+            for action, text in actions.items()
+        }
+        payload = {
+            "type": "view_submission",
+            "team": {"id": TEAM},
+            "user": {"id": user},
+            "api_app_id": "A0FAKEAPP",
+            "view": {
+                "id": "V1",
+                "type": "modal",
+                "callback_id": callback_id,
+                "state": {"values": state},
+            },
+        }
+        body = urlencode({"payload": json.dumps(payload)})
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        headers.update(self.signed_headers(body))
+        response = await self.http.post("/slack/events", content=body, headers=headers)
+        assert response.status_code == 200, response.text
+        await self.settle()
+        return dict(response.json()) if response.content else {}
+
     # -- time passing ------------------------------------------------------------------------
 
     async def settle(self) -> None:

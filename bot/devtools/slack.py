@@ -207,6 +207,7 @@ class FakeSlack:
         self.downloads: list[FileDownload] = []
         self.responses: list[ResponseUrlPost] = []
         self.ephemerals: list[dict[str, Any]] = []
+        self.views: list[dict[str, Any]] = []  # modals opened (views.open), oldest first
         self.faults: Counter[tuple[str, str]] = Counter()
 
         # State.
@@ -242,6 +243,7 @@ class FakeSlack:
             "conversations.open": self._conversations_open,
             "users.info": self._users_info,
             "files.info": self._files_info,
+            "views.open": self._views_open,
         }
 
         self.app = Starlette(
@@ -1202,6 +1204,19 @@ class FakeSlack:
         if "users:read.email" not in self.scopes:
             user["profile"].pop("email", None)  # as Slack: the email only with that scope
         return {"ok": True, "user": user}
+
+    def _views_open(self, call: SlackCall) -> dict[str, Any]:
+        trigger = str(call.get("trigger_id") or "")
+        if not trigger or trigger in {v["trigger_id"] for v in self.views}:
+            raise SlackApiFailure("invalid_trigger_id")  # each trigger opens one view
+        view = call.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            raise SlackApiFailure("invalid_arguments")
+        opened = {"id": f"V{self._next_id():08d}", **view}
+        self.views.append({"trigger_id": trigger, "view": opened})
+        return {"ok": True, "view": opened}
 
     def _files_info(self, call: SlackCall) -> dict[str, Any]:
         fid = str(call.get("file") or "")

@@ -44,6 +44,7 @@ __all__ = [
     "AGENT_TYPES",
     "HELP_TEXT",
     "OPTION_KEYS",
+    "AccountCommand",
     "Command",
     "ConfigResetCommand",
     "ConfigSetCommand",
@@ -111,6 +112,12 @@ class StopCommand(_Frozen):
     run_id: int | None = None
 
 
+class AccountCommand(_Frozen):
+    """`/codegen login`, `logout` or `whoami`: a person's own Codegen token."""
+
+    kind: Literal["login", "logout", "whoami"]
+
+
 class ListCommand(_Frozen):
     kind: Literal["list"] = "list"
 
@@ -141,6 +148,7 @@ Command = (
     HelpCommand
     | StatusCommand
     | StopCommand
+    | AccountCommand
     | ListCommand
     | ConfigShowCommand
     | ConfigSetCommand
@@ -479,6 +487,8 @@ def parse_command(text: str) -> Command:
 
     if head in _HELP_WORDS and len(rest) <= 1:  # `help`, `help config`
         return HelpCommand()
+    if head in ("login", "logout", "whoami") and not rest:
+        return AccountCommand(kind=head)
     stop = parse_stop(stripped, in_thread=False)
     if stop is not None:
         return stop
@@ -627,6 +637,9 @@ _COMMANDS = (
         "/codegen stop &lt;run id&gt;",
         "ask Codegen to stop a run (`cancel`, `abort` too; yours, or any if you are an admin)",
     ),
+    _HelpLine("/codegen login", "use your own Codegen API token for your runs"),
+    _HelpLine("/codegen logout", "forget it: your runs use the organization's token again"),
+    _HelpLine("/codegen whoami", "how your runs are made and who Codegen says made them"),
     _HelpLine("/codegen config", "show this channel's default options"),
     _HelpLine(
         "/codegen config repo=… model=… agent=…",

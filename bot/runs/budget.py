@@ -38,10 +38,15 @@ class OrgBudget:
         reads_per_window: int = READS_PER_WINDOW,
         margin: float = 1.0,
         metrics: Metrics | None = None,
+        token: str | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.org_id = org_id
+        # A person's own token (its fingerprint) has budgets of its own, apart from the
+        # organization token's; None: the organization's.
+        self.token = token
+        self._margin = margin
         self.limits = {
             CREATE: (creates_per_minute, CREATE_WINDOW + margin),
             READ: (reads_per_window, READ_WINDOW + margin),
@@ -59,15 +64,32 @@ class OrgBudget:
         """As try_spend, with the spend's ids: a caller whose call may leave later than now
         (a create, after a database write) passes it to `left` when it does."""
         limit, window = self.limits[bucket]
+        name = self._name(bucket)
         spend = await self.store.budgets.try_spend(
             org_id=self.org_id,
-            windows=[Window(bucket, max(1, limit - reserve), window)],
+            windows=[Window(name, max(1, limit - reserve), window)],
             clock=self.clock.now,
         )
-        if self.metrics is not None:
+        if self.metrics is not None and self.token is None:
             self.metrics.rate_limit_waited(bucket, spend.wait)
-            self.metrics.budget_seen(bucket, spent=spend.in_window.get(bucket, 0), limit=limit)
+            self.metrics.budget_seen(bucket, spent=spend.in_window.get(name, 0), limit=limit)
         return spend
+
+    def for_token(self, fingerprint: str) -> OrgBudget:
+        """The budgets of a person's own token (keyed by its fingerprint, shared by every
+        replica): Codegen counts its calls apart from the organization token's."""
+        return OrgBudget(
+            store=self.store,
+            clock=self.clock,
+            org_id=self.org_id,
+            creates_per_minute=self.limits[CREATE][0],
+            reads_per_window=self.limits[READ][0],
+            margin=self._margin,
+            token=fingerprint,
+        )
+
+    def _name(self, bucket: str) -> str:
+        return bucket if self.token is None else f"{bucket}:{self.token}"
 
     async def left(self, spend: Spend, *, at: datetime) -> None:
         """The call paid for by `spend` left at `at` (read just before sending it)."""
@@ -98,7 +120,10 @@ class OrgBudget:
         now = self.clock.now()
         log.warning("codegen answered 429: %s calls blocked for %.1f s", bucket, seconds)
         await self.store.budgets.block(
-            org_id=self.org_id, bucket=bucket, until=now + timedelta(seconds=seconds), now=now
+            org_id=self.org_id,
+            bucket=self._name(bucket),
+            until=now + timedelta(seconds=seconds),
+            now=now,
         )
 
     async def queue_etas(self, count: int) -> list[float]:

@@ -39,10 +39,12 @@ from bot.errors import (
     NotFound,
     PlanLimitReached,
     RateLimited,
+    RequestRefused,
     RunNotFound,
     SlackBusy,
     UnexpectedResponse,
 )
+from bot.intake.accounts import Accounts, Credential
 from bot.intake.context import ThreadContext
 from bot.intake.prepare import Preparer, continuation
 from bot.logs import log_context
@@ -133,8 +135,10 @@ class Dispatcher:
         rand: Callable[[], float] = random.random,
         lease_seconds: float = LEASE_SECONDS,
         traffic: AckTraffic | None = None,
+        accounts: Accounts | None = None,
     ) -> None:
         self.traffic = traffic or AckTraffic()
+        self.accounts = accounts
         self.settings = settings
         self.store = store
         self.codegen = codegen
@@ -255,20 +259,43 @@ class Dispatcher:
                 log.info("request %s had reached Codegen as run %s", row.id, found.id)
                 await self._record(row, owner, found)
                 return True
-        spend = await self.budget.take(CREATE)
+        # The requester's own token when they logged in (its own budget), else the org's.
+        try:
+            credential = await self._credential(row)
+        except RequestRefused as refused:
+            await self._fail(row, owner, refused.message)
+            return False
+        personal = credential is not None and credential.fingerprint is not None
+        budget = self.budget
+        codegen = self.codegen
+        if credential is not None and credential.fingerprint is not None and self.accounts:
+            budget = self.budget.for_token(credential.fingerprint)
+            codegen = self.accounts.client(credential)
+        spend = await budget.take(CREATE)
         if spend.wait > 0:
-            return Blocked(spend.wait)
+            # A person's own budget holds back only their requests, not the queue.
+            return Deferred(spend.wait) if personal else Blocked(spend.wait)
         # From here on a crash, a timeout or a 5xx leaves the request marked: the next attempt
         # looks for it at Codegen before sending it again.
         if not await self.store.requests.mark_sending(row.id, owner=owner):
             log.warning("request %s: lease lost before sending", row.id)
             return False
         try:
-            run = await self._send_paid(row, spend)
+            run = await self._send_paid(row, spend, budget=budget, codegen=codegen)
         except RateLimited as error:
-            await self.budget.block(CREATE, error.retry_after)
+            await budget.block(CREATE, error.retry_after)
             await self.store.requests.mark_sending(row.id, owner=owner, sending=False)
-            return Blocked(error.retry_after)
+            return Deferred(error.retry_after) if personal else Blocked(error.retry_after)
+        except Forbidden as error:
+            if credential is not None and personal and self.accounts is not None:
+                # Their token was rejected: they are told once; the fallback decides now.
+                await self.accounts.rejected(credential)
+                await self.store.requests.mark_sending(row.id, owner=owner, sending=False)
+                await self._release(row, owner, 0.0)
+                self._again = True
+                return False
+            await self._fail(row, owner, failure_message(error))
+            return False
         except (NotFound, InvalidRequest) as error:
             if row.kind is RequestKind.RESUME:
                 await self._fall_back_to_create(row, owner, error)
@@ -291,28 +318,35 @@ class Dispatcher:
         await self._record(row, owner, run)
         return True
 
-    async def _send_paid(self, row: QueuedRequest, spend: Spend) -> AgentRunResponse:
+    async def _credential(self, row: QueuedRequest) -> Credential | None:
+        if self.accounts is None:
+            return None
+        return await self.accounts.credential(row.user_id)
+
+    async def _send_paid(
+        self, row: QueuedRequest, spend: Spend, *, budget: OrgBudget, codegen: CodegenClient
+    ) -> AgentRunResponse:
         """Send, then restamp the budget's spend with the moment the call left: the API counts
         it from its arrival, and so must whoever spends next (the stamp may be seconds older:
         a database write came between)."""
         sent_at = self.clock.now()
         try:
-            return await self._send(row)
+            return await self._send(row, codegen)
         finally:
             try:
-                await self.budget.left(spend, at=sent_at)
+                await budget.left(spend, at=sent_at)
             except Exception:
                 log.warning("could not restamp the create budget's spend", exc_info=True)
 
-    async def _send(self, row: QueuedRequest) -> AgentRunResponse:
+    async def _send(self, row: QueuedRequest, codegen: CodegenClient) -> AgentRunResponse:
         images = list(row.images) or None
         if row.kind is RequestKind.RESUME and row.resume_run_id is not None:
-            return await self.codegen.resume_run(
+            return await codegen.resume_run(
                 ResumeAgentRunInput(
                     agent_run_id=row.resume_run_id, prompt=row.prompt, images=images
                 )
             )
-        return await self.codegen.create_run(
+        return await codegen.create_run(
             CreateAgentRunInput(
                 prompt=row.prompt,
                 images=images,

@@ -25,7 +25,15 @@ from bot.clock import Clock
 from bot.codegen.client import CodegenClient
 from bot.codegen.models import is_terminal
 from bot.config import Settings
-from bot.errors import BudgetExhausted, CodegenError, RateLimited, Unavailable
+from bot.errors import (
+    BudgetExhausted,
+    CodegenError,
+    Forbidden,
+    RateLimited,
+    RequestRefused,
+    Unavailable,
+)
+from bot.intake.accounts import Accounts
 from bot.intake.replies import Replies
 from bot.logs import log_context
 from bot.requests import StopRequest
@@ -48,7 +56,9 @@ class Stopper:
         cards: RunCards,
         replies: Replies,
         clock: Clock,
+        accounts: Accounts | None = None,
     ) -> None:
+        self.accounts = accounts
         self.settings = settings
         self.store = store
         self.codegen = codegen
@@ -114,21 +124,40 @@ class Stopper:
         if refusal is not None or not self.cards.stop_offered:
             self.cards.stop_offered = False
             return _refused_text(run)
+        # The person who stops it, with their own token when they logged in.
+        codegen, budget = self.codegen, self.budget
+        credential = None
+        if self.accounts is not None:
+            try:
+                credential = await self.accounts.credential(user)
+            except RequestRefused as refused:
+                return refused.message
+            if credential.fingerprint is not None:
+                codegen = self.accounts.client(credential)
+                budget = self.budget.for_token(credential.fingerprint)
         try:
-            await self.budget.spend_now(READ)
+            await budget.spend_now(READ)
         except BudgetExhausted as spent:
             return (
                 f"Codegen's rate limit is reached for now; try again in {spent.wait:.0f} s, "
                 f"or stop run {link} in Codegen."
             )
         try:
-            await self.codegen.stop_run(run.id)
+            await codegen.stop_run(run.id)
         except RateLimited as error:
-            await self.budget.block_reads(error.retry_after)
+            await budget.block_reads(error.retry_after)
             return (
                 f"Codegen's rate limit is reached for now; try again in "
                 f"{error.retry_after:.0f} s, or stop run {link} in Codegen."
             )
+        except Forbidden:
+            if credential is not None and credential.personal and self.accounts is not None:
+                await self.accounts.rejected(credential)  # their token, not the stop
+                return (
+                    "Codegen rejected your Codegen token, so the stop was not sent. Log in "
+                    f"again with `/codegen login`, or stop run {link} in Codegen."
+                )
+            return await self._refused(run, status_code=403, message="forbidden")
         except Unavailable as error:
             log.warning("stop of run %s: Codegen unavailable (%s)", run.id, error.message)
             return (
@@ -136,27 +165,28 @@ class Stopper:
                 "or stop it in Codegen."
             )
         except CodegenError as error:
-            log.warning(
-                "Codegen refused a stop of run %s (%s %s); the Stop button is hidden until "
-                "the bot restarts",
-                run.id,
-                error.status_code,
-                error.message,
-                extra={"run_id": run.id},
-            )
-            self.cards.stop_offered = False
-            await self.store.stop_refusals.record(
-                self.budget.org_id,
-                status_code=error.status_code,
-                message=error.message,
-                now=self.clock.now(),
-            )
-            return _refused_text(run)
+            return await self._refused(run, status_code=error.status_code, message=error.message)
         now = self.clock.now()
         if not await self.store.runs.request_stop(run.id, user_id=user, now=now):
             return f"Run {link} ended before the stop reached it."
         log.info("stop of run %s requested by %s", run.id, user, extra={"run_id": run.id})
         return f"Codegen accepted the stop for run {link}. Its card will say when it has stopped."
+
+    async def _refused(self, run: TrackedRun, *, status_code: int | None, message: str) -> str:
+        """Codegen refused the stop: no Stop button until a restart, recorded for the doctor."""
+        log.warning(
+            "Codegen refused a stop of run %s (%s %s); the Stop button is hidden until "
+            "the bot restarts",
+            run.id,
+            status_code,
+            message,
+            extra={"run_id": run.id},
+        )
+        self.cards.stop_offered = False
+        await self.store.stop_refusals.record(
+            self.budget.org_id, status_code=status_code, message=message, now=self.clock.now()
+        )
+        return _refused_text(run)
 
     async def _find(self, request: StopRequest) -> TrackedRun | None:
         if request.run_id is not None:

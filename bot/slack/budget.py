@@ -59,6 +59,7 @@ METHOD_RATES: dict[str, Rate] = {
     "users.info": TIER_4,
     "files.info": TIER_4,
     "auth.test": TIER_4,
+    "views.open": TIER_4,
 }
 #: chat.postMessage in one channel: 1 a second, with bursts of up to ten.
 CHANNEL_POST_RATE = Rate(10, 10.0)

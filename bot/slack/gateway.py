@@ -365,6 +365,10 @@ class SlackGateway:
             profile.get("display_name") or user.get("real_name") or user.get("name") or user_id
         )
 
+    async def open_view(self, *, trigger_id: str, view: dict[str, Any]) -> None:
+        """Open a modal for the person whose action carried `trigger_id` (valid for 3 s)."""
+        await self.call("views.open", {"trigger_id": trigger_id, "view": view})
+
     async def user_email(self, user_id: str) -> str | None:
         """The email Slack has for a person (users:read.email), None when it gives none.
         SlackUnavailable (raised) means: ask again later."""

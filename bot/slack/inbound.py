@@ -47,6 +47,7 @@ class SlashCommand(_Lenient):
     team_id: str = ""
     text: str = ""
     response_url: str | None = None
+    trigger_id: str | None = None
 
 
 class MessageEvent(_Lenient):

@@ -62,6 +62,7 @@ CALLED_METHODS: frozenset[str] = frozenset(
         "conversations.open",
         "users.info",
         "files.info",
+        "views.open",
         # `codegen-bot doctor`, with the app-level token (SLACK_APP_TOKEN), not the bot token.
         "apps.connections.open",
     }

@@ -39,6 +39,7 @@ __all__ = [
     "BUTTON_TEXT_LIMIT",
     "CONTEXT_ELEMENTS_LIMIT",
     "HEADER_LIMIT",
+    "LOGIN_VIEW_ID",
     "SECTION_TEXT_LIMIT",
     "STOP_RUN_ACTION_ID",
     "TEXT_FALLBACK_LIMIT",
@@ -49,6 +50,7 @@ __all__ = [
     "RenderedMessage",
     "render_card",
     "render_final_reply",
+    "render_login_modal",
     "render_request_root",
     "status_emoji",
 ]
@@ -71,6 +73,10 @@ _CHUNK_CHARS = SECTION_TEXT_LIMIT - 100
 TRUNCATION_NOTE = "… (truncated, see the full run)"
 VIEW_RUN_ACTION_ID = "view_run"
 STOP_RUN_ACTION_ID = "stop_run"
+# The login modal: its callback id, and the input's block and action ids.
+LOGIN_VIEW_ID = "codegen_login"
+LOGIN_BLOCK_ID = "token"
+LOGIN_INPUT_ID = "token_input"
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{1,20}$")
 
 Phase = Literal[
@@ -554,3 +560,47 @@ def render_request_root(request: RunRequest) -> RenderedMessage:
             _context(["Status updates follow in this thread."]),
         ],
     )
+
+
+def render_login_modal(*, org_id: int) -> dict[str, Any]:
+    """The modal `/codegen login` opens: one field for the person's Codegen API token."""
+    return {
+        "type": "modal",
+        "callback_id": LOGIN_VIEW_ID,
+        "title": {"type": "plain_text", "text": "Codegen login"},
+        "submit": {"type": "plain_text", "text": "Log in"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            _section(
+                "Paste your own Codegen API token (from <https://codegen.com/token|"
+                f"codegen.com/token>), made in organization {org_id}. Your runs are then made "
+                "with it, so Codegen records you as their author. It is kept encrypted; "
+                "`/codegen logout` deletes it."
+            ),
+            {
+                "type": "input",
+                "block_id": LOGIN_BLOCK_ID,
+                "label": {"type": "plain_text", "text": "Codegen API token"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": LOGIN_INPUT_ID,
+                    "placeholder": {"type": "plain_text", "text": "your API token"},
+                },
+            },
+        ],
+    }
+
+
+def render_logged_in_modal(*, who: str) -> dict[str, Any]:
+    """What the modal shows once the token is checked and kept."""
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Codegen login"},
+        "close": {"type": "plain_text", "text": "Done"},
+        "blocks": [
+            _section(
+                f"Logged in as {slack_escape(who)}. Your runs are now made with your own "
+                "token. `/codegen whoami` shows it; `/codegen logout` deletes it."
+            )
+        ],
+    }

@@ -3,6 +3,7 @@
     store.requests   the outbox (requests.py)        store.runs      tracked runs (runs.py)
     store.budgets    shared call budgets (budgets.py) store.channels  channel defaults
     store.events     Slack deliveries already seen   store.stop_refusals  where stop is refused
+    store.tokens     people's own Codegen tokens, sealed (tokens.py)
 
 Rows are handed out by lease (leases.py): every write by a holder is fenced on its token.
 """
@@ -23,6 +24,7 @@ from bot.store.requests import RequestStore
 from bot.store.runs import RunStore
 from bot.store.stops import StopRefusalStore
 from bot.store.tables import QueuedRequest, RateSpend, RequestStatus, SeenEvent, TrackedRun
+from bot.store.tokens import PersonalTokenStore
 
 
 class Store:
@@ -37,6 +39,7 @@ class Store:
         self.channels = ChannelStore(self.sessions)
         self.events = EventStore(self.sessions)
         self.stop_refusals = StopRefusalStore(self.sessions)
+        self.tokens = PersonalTokenStore(self.sessions)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -303,6 +303,23 @@ class ChannelDefaults(Base):
     updated_at: Mapped[datetime]
 
 
+class PersonalToken(Base):
+    """A person's own Codegen API token, sealed (bot.secret_box): their runs are made with it.
+    The token itself is never stored in plain text."""
+
+    __tablename__ = "personal_tokens"
+
+    slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sealed_token: Mapped[str] = mapped_column(Text)
+    # sha256 prefix of the token: its rate budgets are keyed by it (never the token).
+    fingerprint: Mapped[str] = mapped_column(String(16))
+    codegen_user_id: Mapped[int] = mapped_column(BigInteger)
+    codegen_email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    created_at: Mapped[datetime]
+    # Codegen rejected it (revoked, expired): set once, when the person is told.
+    rejected_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
 class ChannelDefaultsChange(Base):
     """Who changed a channel's defaults, when, and from what to what (`/codegen config` shows
     the last change; the rows are the history)."""

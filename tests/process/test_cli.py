@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -34,7 +35,7 @@ from bot.devtools.slack import FakeSlack
 from bot.devtools.terminal import render_text
 from bot.requests import ResolvedOption, ResolvedOptions
 from bot.slack.render import CardView, render_card, render_final_reply
-from bot.store.db import create_engine, pending_migrations
+from bot.store.db import create_engine, migrate, pending_migrations
 from tests.process.support import (
     REPO_ROOT,
     bot_env,
@@ -46,7 +47,7 @@ from tests.process.support import (
 
 TEAM = "T0FAKETEAM"
 
-SUBCOMMANDS = ["run", "console", "emulator", "migrate", "manifest", "doctor"]
+SUBCOMMANDS = ["run", "console", "emulator", "migrate", "manifest", "doctor", "rotate-key"]
 BOT_TOKEN = "xoxb-cli-test-bot-token-77"
 SIGNING_SECRET = "cli-test-signing-secret-77"
 CODEGEN_TOKEN = "cg-cli-test-token-77"
@@ -79,7 +80,7 @@ def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     for name in SUBCOMMANDS:
-        assert f"    {name} " in out, f"{name} missing from --help:\n{out}"
+        assert re.search(rf"^\s+{re.escape(name)}(\s|$)", out, re.M), f"{name} missing:\n{out}"
     assert sorted(build_parser()._subparsers._group_actions[0].choices) == sorted(SUBCOMMANDS)  # type: ignore[union-attr]
 
 
@@ -137,6 +138,61 @@ def test_migrate(
             await engine.dispose()
 
     assert asyncio.run(pending()) is False
+
+
+def test_rotate_key_seals_every_stored_token_under_the_new_key(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    keep_logging: None,
+) -> None:
+    from datetime import UTC, datetime
+
+    from bot.secret_box import SecretBox, SecretUnreadable, new_key
+    from bot.store.store import Store
+    from bot.store.tables import PersonalToken
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BOT_SECRET_KEY", raising=False)
+    assert main(["rotate-key"]) == 2  # no key: it offers one
+    offered = capsys.readouterr().err.split("BOT_SECRET_KEY=", 1)[1].strip()
+    assert SecretBox([offered]).open(SecretBox([offered]).seal("x")) == "x"
+
+    old, new = new_key(), new_key()
+
+    async def seed() -> None:
+        engine = create_engine(url)
+        await migrate(engine)
+        store = Store(engine)
+        await store.tokens.put(
+            PersonalToken(
+                slack_user_id="U1",
+                sealed_token=SecretBox([old]).seal("cg-a-personal-token-42"),
+                fingerprint="a" * 16,
+                codegen_user_id=7,
+                codegen_email="dev@example.com",
+                created_at=datetime(2026, 12, 3, tzinfo=UTC),
+            )
+        )
+        await engine.dispose()
+
+    async def sealed() -> str:
+        engine = create_engine(url)
+        row = await Store(engine).tokens.get("U1")
+        await engine.dispose()
+        assert row is not None
+        return row.sealed_token
+
+    asyncio.run(seed())
+    monkeypatch.setenv("BOT_SECRET_KEY", f"{new},{old}")
+    assert main(["rotate-key"]) == 0
+    assert "sealed 1 personal token under the first key" in capsys.readouterr().out
+    after = asyncio.run(sealed())
+    assert SecretBox([new]).open(after) == "cg-a-personal-token-42"  # the old key can go
+    with pytest.raises(SecretUnreadable):
+        SecretBox([old]).open(after)
 
 
 def test_bad_setting_is_named(

@@ -16,6 +16,7 @@ from bot.requests import RunRequest, SlackContext, Trigger
 from bot.slack.cards import phase_reaction, status_reaction
 from bot.slack.manifest import BOT_SCOPES, load_manifest
 from bot.slack.render import (
+    LOGIN_VIEW_ID,
     STOP_RUN_ACTION_ID,
     VIEW_RUN_ACTION_ID,
     CardView,
@@ -137,6 +138,7 @@ def test_every_slack_event_action_and_scope_is_documented() -> None:
     }
     assert events <= spans, events - spans
     assert {VIEW_RUN_ACTION_ID, STOP_RUN_ACTION_ID} <= spans
+    assert f"`{LOGIN_VIEW_ID}`" in slack  # the login modal's callback id
     assert set(BOT_SCOPES) <= spans, set(BOT_SCOPES) - spans
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == set(BOT_SCOPES)
     assert tables  # the section is not empty

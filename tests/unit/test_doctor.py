@@ -32,9 +32,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ALL_CHECKS = [
     "mode",
     "codegen settings",
+    "secret key",
     "database",
     "migrations",
     "codegen stop",
+    "personal tokens",
     "slack token",
     "slack scopes",
     "codegen token",
@@ -397,3 +399,37 @@ async def test_members_only_needs_a_member_list(world: World) -> None:
     results = await run_checks(world.settings())
     assert failures(results) == []
     assert by_name(results)["codegen members"].status == "warn"
+
+
+async def test_the_secret_key_and_the_tokens_it_seals(world: World) -> None:
+    from datetime import UTC, datetime
+
+    from bot.secret_box import SecretBox, new_key
+    from bot.store.store import Store
+    from bot.store.tables import PersonalToken
+
+    bad = by_name(await run_checks(world.settings(bot_secret_key="not-a-key")))
+    assert bad["secret key"].status == "fail" and "Fernet" in bad["secret key"].detail
+    old, new = new_key(), new_key()
+    store = Store(create_engine(world.database_url))
+    try:
+        await store.tokens.put(
+            PersonalToken(
+                slack_user_id="U9",
+                sealed_token=SecretBox([old]).seal("cg-someones-token-123"),
+                fingerprint="f" * 16,
+                codegen_user_id=9,
+                codegen_email=None,
+                created_at=datetime(2026, 12, 3, tzinfo=UTC),
+            )
+        )
+        locked = by_name(await run_checks(world.settings(bot_secret_key=new)))
+        assert locked["personal tokens"].status == "fail"
+        assert "1 of 1 cannot be opened" in locked["personal tokens"].detail
+        assert "rotate-key" in (locked["personal tokens"].fix or "")
+        both = by_name(await run_checks(world.settings(bot_secret_key=f"{new},{old}")))
+        assert both["personal tokens"].status == "ok"
+        assert "2 keys: the first seals, all open" in both["secret key"].detail
+    finally:
+        await store.tokens.delete("U9")
+        await store.dispose()

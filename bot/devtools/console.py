@@ -86,6 +86,9 @@ Type what you would type in Slack:
   dm <text>                                     direct message to the bot
   codegen pause|fail|finish|cancel <run id>     make the emulated run do that now
   codegen refuse-stop                           the emulator refuses stops from now on
+  codegen person <name>                         someone with their own Codegen token (printed)
+  submit <text>                                 fill in and submit the form the bot opened
+                                                (/codegen login opens one; BOT_SECRET_KEY)
   as <name> <line>                              type one line as someone else (for admins,
                                                 allow-lists, membership: <name>@example.com;
                                                 the emulator's members are you and teammate)
@@ -99,6 +102,8 @@ Type what you would type in Slack:
 _IMAGE_FLAG = re.compile(r"(?:^|\s)--image(?:=|\s+)(\"[^\"]+\"|'[^']+'|\S+)")
 _MENTION = re.compile(r"^@codegen\b[:,]?\s*", re.IGNORECASE)
 _REPLY_N = re.compile(r"^reply\s+(\d+)\s*(.*)$", re.IGNORECASE | re.DOTALL)
+_PERSON = re.compile(r"^codegen\s+person\s+([a-z][a-z0-9._-]{0,30})\s*$", re.IGNORECASE)
+_SUBMIT = re.compile(r"^submit\s+(.+)$", re.IGNORECASE | re.DOTALL)
 _AS = re.compile(r"^as\s+@?([a-z][a-z0-9._-]{0,30})\s+(.+)$", re.IGNORECASE | re.DOTALL)
 # The console's own person has the emulator's token owner's email, so membership matches.
 USER_EMAIL = "dev@example.com"
@@ -311,6 +316,10 @@ class Console:
             await self.message(text[2:].strip(), channel=DM_ID)
         elif match := _EMULATE.match(text):
             self.emulate(match.group(1).lower(), int(match.group(2)))
+        elif match := _PERSON.match(text):
+            self.person(match.group(1).lower())
+        elif match := _SUBMIT.match(text):
+            await self.submit(match.group(1).strip())
         elif lowered == "codegen refuse-stop":
             if self.emulator is None:
                 self.view.say("(the real Codegen API is in use: nothing to script)")
@@ -364,6 +373,50 @@ class Console:
             return await self.handle(line)
         finally:
             self.user_id = USER_ID
+
+    def person(self, name: str) -> None:
+        """`codegen person erin`: the emulator gets a member with their own API token."""
+        if self.emulator is None:
+            self.view.say("(the real Codegen API is in use: its people are its own)")
+            return
+        token = f"cg-console-{name}-token"
+        if token not in self.emulator.tokens:
+            self.emulator.add_person(token, email=f"{name}@example.com", name=name)
+        self.view.say(
+            f"(emulator: {name}@example.com's Codegen API token is {token}; "
+            f"try `as {name} /codegen login`, then `as {name} submit {token}`)"
+        )
+
+    async def submit(self, text: str) -> None:
+        """Fill the one field of the form the bot opened last and submit it, as Slack would
+        post the view_submission."""
+        if not self.slack.views:
+            self.view.say("(no form is open: /codegen login opens one)")
+            return
+        opened = self.slack.views[-1]["view"]
+        state: dict[str, Any] = {}
+        for block in opened.get("blocks", []):
+            if block.get("type") == "input":
+                action = block["element"]["action_id"]
+                state[block["block_id"]] = {action: {"type": "plain_text_input", "value": text}}
+        body = {
+            "type": "view_submission",
+            "team": {"id": TEAM_ID},
+            "user": {"id": self.user_id},
+            "api_app_id": APP_ID,
+            "view": {**opened, "state": {"values": state}},
+        }
+        response = await self.bolt.async_dispatch(AsyncBoltRequest(body=body, mode="socket_mode"))
+        answer = response.body if isinstance(response.body, dict) else _json_or_empty(response.body)
+        if answer.get("response_action") == "errors":
+            shown = "; ".join(str(v) for v in (answer.get("errors") or {}).values())
+            self.view.show(f"{BOT_NAME} · form", f"not accepted: {self.view.plain(shown)}")
+        elif answer.get("response_action") == "update":
+            view = answer.get("view") or {}
+            text = self.view.render({"text": "", "blocks": view.get("blocks") or []})
+            self.view.show(f"{BOT_NAME} · form", text)
+        else:
+            self.view.show(f"{BOT_NAME} · form", "(closed)")
 
     def emulate(self, verb: str, run_id: int) -> None:
         """`codegen pause 1000`: the emulated run takes that status now (the bot sees it on
@@ -488,6 +541,14 @@ def _ack_text(body: Any) -> str:
     except (TypeError, ValueError):
         return str(body)
     return str(parsed.get("text") or "") if isinstance(parsed, dict) else str(parsed)
+
+
+def _json_or_empty(body: Any) -> dict[str, Any]:
+    try:
+        parsed = json.loads(body) if body else {}
+    except (TypeError, ValueError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def _number(text: str, default: float) -> float | None:

@@ -176,6 +176,11 @@ class TerminalView:
             thread_ts = message.get("thread_ts")
             where = self.where(channel, thread_ts if thread_ts != ts else None)
             self.show(f"{self.bot_name} · {where} · card updated", self.render(message))
+        elif method == "views.open" and answer.get("ok"):
+            view = answer.get("view") or {}
+            title = (view.get("title") or {}).get("text", "a form")
+            body = self.render({"text": "", "blocks": view.get("blocks") or []})
+            self.show(f"{self.bot_name} · form: {title}", body + "\n(type: submit <text>)")
         elif method in ("chat.postEphemeral", "response_url") and call.get("text"):
             self.show(f"{self.bot_name} · only visible to you", self.plain(str(call.get("text"))))
         elif method == "reactions.add":

@@ -332,3 +332,36 @@ async def test_as_another_person_tries_admins_and_membership(sqlite_url: str) ->
     [body] = created
     assert body["metadata"]["slack"]["user_id"] == "U0TEAMMATE"
     assert body["metadata"]["codegen_user_id"] == 8
+
+
+async def test_the_console_logs_a_person_in_with_their_own_token(sqlite_url: str) -> None:
+    from bot.secret_box import new_key
+
+    out = io.StringIO()
+    settings = console_settings(bot_secret_key=new_key())
+    async with Console.start(
+        settings, database_url=sqlite_url, out=out, echo=True, **FAST
+    ) as console:
+        await converse(
+            console,
+            [
+                "codegen person erin",
+                "as erin /codegen login",
+                "as erin submit not-her-token",
+                "as erin /codegen login",
+                "as erin submit cg-console-erin-token",
+                "as erin /codegen whoami",
+                "as erin /codegen write docs",
+            ],
+            wait=20,
+        )
+        assert console.emulator is not None
+        erin = console.emulator.tokens["cg-console-erin-token"].user
+        creates = [c for c in console.emulator.calls("create_run") if c.run_id]
+    text = out.getvalue()
+    print(text)
+    assert "form: Codegen login" in text and "(type: submit <text>)" in text
+    assert "not accepted: Codegen did not accept this token" in text
+    assert "Logged in as erin@example.com" in text
+    assert "your own Codegen token (erin@example.com" in text
+    assert [c.caller_id for c in creates] == [erin.id]

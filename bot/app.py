@@ -245,6 +245,7 @@ async def build_runtime(
     )
     preparer = Preparer(
         members=members,
+        accounts=accounts,
         settings=settings,
         store=store,
         slack=slack,

@@ -226,6 +226,16 @@ class Accounts:
         redact_also(token)
         return Credential(slack_user_id, token=token, fingerprint=row.fingerprint)
 
+    async def codegen_user_id(self, slack_user_id: str) -> int | None:
+        """The Codegen user a logged-in person's token belongs to (None: not logged in, or
+        their token was rejected)."""
+        if self.box is None:
+            return None
+        row = await self.store.tokens.get(slack_user_id)
+        if row is None or row.rejected_at is not None:
+            return None
+        return row.codegen_user_id
+
     def client(self, credential: Credential) -> CodegenClient:
         if credential.token is None or credential.fingerprint is None:
             return self.org_client

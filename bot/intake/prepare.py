@@ -33,6 +33,7 @@ from bot.errors import (
     SlackError,
     SlackUnavailable,
 )
+from bot.intake.accounts import Accounts
 from bot.intake.catalog import RepoCatalog
 from bot.intake.context import ThreadContext
 from bot.intake.images import fetch_images
@@ -68,8 +69,10 @@ class Preparer:
         http: httpx.AsyncClient,
         clock: Clock,
         members: Members | None = None,
+        accounts: Accounts | None = None,
     ) -> None:
         self.members = members
+        self.accounts = accounts
         self.settings = settings
         self.store = store
         self.slack = slack
@@ -186,8 +189,12 @@ class Preparer:
             }
         )
         final_request = request.model_copy(update={"slack": final_slack})
+        # Who Codegen will record: the token's owner for a person logged in, else the match.
+        codegen_user_id = member.codegen_user_id if member else None
+        if self.accounts is not None:
+            codegen_user_id = await self.accounts.codegen_user_id(slack.user_id) or codegen_user_id
         metadata = final_request.codegen_metadata(
-            request_id=row.id, codegen_user_id=member.codegen_user_id if member else None
+            request_id=row.id, codegen_user_id=codegen_user_id
         )
         if previous is not None:
             metadata["parent_run_id"] = previous.id

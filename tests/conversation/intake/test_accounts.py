@@ -70,6 +70,9 @@ async def test_a_person_logs_in_and_their_runs_are_made_with_their_token(
         creates = [c for c in chat.emulator.calls("create_run") if c.run_id]
         assert [c.caller_id for c in creates] == [erin.id, chat.emulator.me.id]
         assert chat.emulator.run(creates[0].run_id or 0).user_id == erin.id
+        # Her run's metadata names her token's owner; the other the email match (alice, 7).
+        bodies = chat.emulator.created_bodies()
+        assert [b["metadata"]["codegen_user_id"] for b in bodies] == [erin.id, 7]
         await chat.run_until_idle()
 
         # Logged out, her next run is the organization's again.

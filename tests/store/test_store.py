@@ -345,3 +345,33 @@ async def test_a_spend_restamped_when_its_call_left_counts_from_then(
     await store.budgets.restamp(first, at=clock.now())  # never moved earlier
     clock.advance(60)
     assert await take() == 13  # counted from when it left, not from when it was spent
+
+
+async def test_personal_tokens_are_kept_replaced_rejected_once_and_deleted(
+    store: Store, clock: FakeClock
+) -> None:
+    from bot.store.tables import PersonalToken
+
+    def token(sealed: str, fingerprint: str) -> PersonalToken:
+        return PersonalToken(
+            slack_user_id="U1",
+            sealed_token=sealed,
+            fingerprint=fingerprint,
+            codegen_user_id=7,
+            codegen_email="dev@example.com",
+            created_at=clock.now(),
+        )
+
+    await store.tokens.put(token("sealed-1", "a" * 16))
+    await store.tokens.put(token("sealed-2", "b" * 16))  # a new login replaces the old
+    row = await store.tokens.get("U1")
+    assert row is not None and (row.sealed_token, row.fingerprint) == ("sealed-2", "b" * 16)
+    # Rejected once, for the token it was (an older token's rejection changes nothing).
+    assert not await store.tokens.mark_rejected("U1", fingerprint="a" * 16, now=clock.now())
+    assert await store.tokens.mark_rejected("U1", fingerprint="b" * 16, now=clock.now())
+    assert not await store.tokens.mark_rejected("U1", fingerprint="b" * 16, now=clock.now())
+    await store.tokens.reseal("U1", sealed_token="sealed-3")
+    assert [r.sealed_token for r in await store.tokens.all()] == ["sealed-3"]
+    assert await store.tokens.delete("U1")
+    assert not await store.tokens.delete("U1")
+    assert await store.tokens.get("U1") is None

@@ -28,6 +28,7 @@ from bot.clock import Clock, SystemClock
 from bot.codegen.client import DEFAULT_TIMEOUT, CodegenClient
 from bot.codegen.models import StatusKind, classify_status
 from bot.config import Settings
+from bot.http_clients import OnDemandClient, shared_tls
 from bot.intake.accounts import Accounts
 from bot.intake.answers import Answers
 from bot.intake.catalog import RepoCatalog
@@ -80,7 +81,7 @@ class Runtime:
     replica_id: str
     store: Store
     codegen: CodegenClient
-    http: httpx.AsyncClient
+    http: OnDemandClient
     slack_client: AsyncWebClient
     intake: Intake
     dispatcher: Dispatcher
@@ -185,8 +186,8 @@ async def build_runtime(
     if taken:
         log.info("replica %s took back %d leases held before its restart", replica_id, taken)
 
-    # One TLS context for every HTTP client: each new one loads the CA bundle (about 35 ms).
-    tls = httpx.create_ssl_context()
+    # One TLS context for every HTTP client, made with the first (bot.http_clients).
+    tls = shared_tls()
 
     def codegen_client(token: str) -> CodegenClient:
         """A client for `token`: the organization's, or a person's own (bot.intake.accounts)."""
@@ -217,8 +218,10 @@ async def build_runtime(
         on_error=metrics.slack_error,
         on_call=metrics.slack_call,
     )
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False, verify=tls
+    http = OnDemandClient(
+        lambda: httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False, verify=tls()
+        )
     )
     cards = RunCards(slack=slack, clock=clock)
     budget = OrgBudget(

@@ -45,7 +45,7 @@ class Trigger(StrEnum):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class SlackContext(_Frozen):
@@ -64,7 +64,7 @@ class SlackContext(_Frozen):
 class SlackFile(BaseModel):
     """A file attached to the triggering message, as Slack describes it (not yet downloaded)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     id: str
     name: str | None = None
@@ -159,7 +159,7 @@ class ResolvedOptions(_Frozen):
 class StoredOptions(BaseModel):
     """The options a request runs with, as stored with the request and its run."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     resolved: ResolvedOptions = ResolvedOptions()
     repo_id: int | None = None  # the repository the `repo` option resolved to

@@ -36,6 +36,7 @@ from bot.codegen.models import (
     UserResponse,
 )
 from bot.errors import CodegenError, RateLimited, Unavailable, UnexpectedResponse
+from bot.http_clients import OnDemandClient
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,10 @@ class CodegenClient:
         observer: Observer | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
-        verify: ssl.SSLContext | bool = True,
+        verify: ssl.SSLContext | bool | Callable[[], ssl.SSLContext] = True,
     ) -> None:
+        """`verify` may be a function giving the TLS context (bot.http_clients.shared_tls):
+        the client is made at its first request, and the context with it."""
         self._base_url = base_url.rstrip("/")
         self._org_id = org_id
         self._read_retries = max(0, read_retries)
@@ -77,15 +80,22 @@ class CodegenClient:
         self._observer = observer
         self._clock: Clock = clock or SystemClock()
         self._rng = rng or random.Random()
-        self._http = httpx.AsyncClient(
-            base_url=self._base_url,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
-            transport=transport,
-            verify=verify,
-            # Redirects could carry the Authorization header elsewhere; the API never redirects.
-            follow_redirects=False,
-        )
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+
+        def make() -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                base_url=self._base_url,
+                headers=headers,
+                timeout=timeout,
+                transport=transport,
+                verify=verify() if callable(verify) else verify,
+                # Redirects could carry the Authorization header elsewhere; the API never
+                # redirects.
+                follow_redirects=False,
+            )
+
+        self._http = OnDemandClient(make)
 
     def __repr__(self) -> str:
         return f"CodegenClient(base_url={self._base_url!r}, org_id={self._org_id!r})"
@@ -240,7 +250,7 @@ class CodegenClient:
     ) -> httpx.Response:
         """One attempt. Returns a 2xx response or raises the typed error for what happened."""
         try:
-            response = await self._http.request(method, path, params=params, json=json)
+            response = await self._http.client().request(method, path, params=params, json=json)
         except httpx.HTTPError as error:
             self._observe(endpoint, None)
             raise error_for_transport(endpoint, error) from None

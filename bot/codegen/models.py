@@ -16,11 +16,11 @@ AgentType = Literal["codegen", "claude_code"]
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ApiAgentRunSourceType(StrEnum):

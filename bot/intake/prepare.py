@@ -21,8 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 
-import httpx
-
 from bot.clock import Clock
 from bot.codegen.models import is_terminal
 from bot.config import Settings
@@ -33,6 +31,7 @@ from bot.errors import (
     SlackError,
     SlackUnavailable,
 )
+from bot.http_clients import OnDemandClient
 from bot.intake.accounts import Accounts
 from bot.intake.catalog import RepoCatalog
 from bot.intake.context import ThreadContext
@@ -66,7 +65,7 @@ class Preparer:
         catalog: RepoCatalog,
         context: ThreadContext,
         replies: Replies,
-        http: httpx.AsyncClient,
+        http: OnDemandClient,
         clock: Clock,
         members: Members | None = None,
         accounts: Accounts | None = None,
@@ -168,7 +167,7 @@ class Preparer:
             files.extend(context_files)
         batch = await fetch_images(
             files,
-            http=self.http,
+            http=self.http.client(),
             bot_token=self._bot_token(),
             slack_api_url=self.settings.slack_api_url,
             max_images=self.settings.max_images,

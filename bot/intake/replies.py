@@ -8,6 +8,7 @@ import logging
 import httpx
 
 from bot.errors import SlackError
+from bot.http_clients import OnDemandClient
 from bot.requests import RunRequest, StopRequest
 from bot.slack.gateway import SlackGateway
 
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 class Replies:
-    def __init__(self, *, slack: SlackGateway, http: httpx.AsyncClient) -> None:
+    def __init__(self, *, slack: SlackGateway, http: OnDemandClient) -> None:
         self.slack = slack
         self.http = http
 
@@ -23,7 +24,7 @@ class Replies:
         """An ephemeral answer to the person who made `request`."""
         if request.response_url:
             try:
-                await self.http.post(
+                await self.http.client().post(
                     request.response_url,
                     json={"response_type": "ephemeral", "replace_original": False, "text": text},
                 )

@@ -37,7 +37,7 @@ MESSAGE_EVENTS = frozenset({"message", "app_mention"})
 class _Lenient(BaseModel):
     """Slack adds fields freely: keep what we do not model, check what we read."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 class SlashCommand(_Lenient):

@@ -97,7 +97,7 @@ class CardView(BaseModel):
     """Everything the status card shows; built by bot.slack.cards from the stored request or
     run."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     phase: Phase
     status: str | None = None  # the raw Codegen status, shown as-is when unknown
@@ -127,7 +127,7 @@ class CardView(BaseModel):
 class RenderedMessage(BaseModel):
     """What chat.postMessage / chat.update take: `text` is the notification fallback."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     text: str
     blocks: list[dict[str, Any]]

@@ -35,4 +35,9 @@ class StopRefusalStore:
 
     async def forget(self, org_id: int) -> None:
         async with self.sessions.begin() as session:
-            await session.execute(delete(StopRefusal).where(StopRefusal.org_id == org_id))
+            # No session state to keep in step (it runs at start): skips the ORM's evaluator.
+            await session.execute(
+                delete(StopRefusal)
+                .where(StopRefusal.org_id == org_id)
+                .execution_options(synchronize_session=False)
+            )

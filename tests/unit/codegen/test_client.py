@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -30,6 +31,7 @@ from bot.errors import (
     Unavailable,
     UnexpectedResponse,
 )
+from bot.http_clients import shared_tls
 from bot.serving import serve_http
 from tests.unit.codegen.support import (
     ORG_ID,
@@ -616,6 +618,37 @@ async def test_running_emulator_serves_the_client(state: EmulatorState) -> None:
     ):
         run = await client.create_run(PROMPT)
         assert run.web_url == f"{url}/runs/{run.id}"
+
+
+async def test_the_http_client_and_its_tls_context_are_made_at_the_first_request(
+    state: EmulatorState,
+) -> None:
+    """Start-up makes no TLS context (the CA bundle, about 20 ms); the first request does,
+    once, and every later client asking the same shared_tls gets that one."""
+    made: list[ssl.SSLContext] = []
+    shared = shared_tls()
+
+    def tls() -> ssl.SSLContext:
+        context = shared()
+        made.append(context)
+        return context
+
+    async with running_emulator(state) as url:
+        first = CodegenClient(base_url=url, token=SECRET_TOKEN, org_id=ORG_ID, verify=tls)
+        second = CodegenClient(base_url=url, token=SECRET_TOKEN, org_id=ORG_ID, verify=tls)
+        assert made == []
+        await first.current_user()
+        await first.current_user()
+        assert len(made) == 1
+        await second.current_user()
+        assert len(made) == 2 and made[0] is made[1]
+        await first.aclose()
+        await second.aclose()
+    never_used = CodegenClient(base_url=url, token=SECRET_TOKEN, org_id=ORG_ID, verify=tls)
+    await never_used.aclose()
+    with pytest.raises(RuntimeError):
+        await never_used.current_user()  # closed before it was ever made
+    assert len(made) == 2
 
 
 async def test_the_client_is_an_async_context_manager(base_url: str) -> None:

@@ -9,7 +9,9 @@ Each server runs as its own process; the fake Slack and the Codegen emulator run
 stores and prepares every request it acks (its card, its root message, its queue place, its
 create at 10 a minute) while the acks are measured: background work must not starve the ack
 path. Start-up is the time from spawning the process to its first /healthz 200, the bot on a
-database already at the newest revision (a restart) and, shown beside it, on a new one.
+database already at the newest revision (a restart) and, shown beside it, on a new one; and the
+bare app made to import the libraries the bot is built on first (`--libraries`), the floor
+under any bot on this stack.
 """
 
 from __future__ import annotations
@@ -126,8 +128,14 @@ class Server:
         self.starts = 0
 
     def _command(self) -> list[str]:
-        if self.kind == "bare":
-            return [sys.executable, str(ROOT / "bench" / "bare_bolt.py"), "--port", str(self.port)]
+        if self.kind in ("bare", "libraries"):
+            command = [
+                sys.executable,
+                str(ROOT / "bench" / "bare_bolt.py"),
+                "--port",
+                str(self.port),
+            ]
+            return command + (["--libraries"] if self.kind == "libraries" else [])
         return [sys.executable, "-m", "bot.cli", "run"]
 
     def _env(self) -> dict[str, str]:
@@ -254,12 +262,12 @@ async def measure(
     needed = 2 * (requests + concurrency)
     compile_bytecode()
     acks: dict[str, AckFigures] = {}
-    start_times: dict[str, list[float]] = {"bare": [], "bot": []}
+    start_times: dict[str, list[float]] = {"bare": [], "libraries": [], "bot": []}
     first: float | None = None
     with tempfile.TemporaryDirectory() as tmp:
         async with services(needed) as urls, httpx.AsyncClient(timeout=2) as probe:
             response_urls = [str(u) for u in urls["response_urls"]]  # type: ignore[attr-defined]
-            servers = {kind: Server(kind, workdir=Path(tmp), urls=urls) for kind in ("bare", "bot")}
+            servers = {kind: Server(kind, workdir=Path(tmp), urls=urls) for kind in start_times}
             # Start-ups, alternating; the bot's first one migrates a new database.
             for _ in range(starts):
                 for kind, server in servers.items():
@@ -270,7 +278,8 @@ async def measure(
                         start_times[kind].append(seconds)
                     await server.stop()
             offset = 0
-            for kind, server in servers.items():
+            for kind in ("bare", "bot"):
+                server = servers[kind]
                 await server.start(probe)
                 try:
                     acks[kind] = await load(
@@ -286,6 +295,7 @@ async def measure(
                 print(f"measured acks of the {kind} app", file=sys.stderr, flush=True)
     startup = {
         "bare": StartFigures(statistics.median(start_times["bare"])),
+        "libraries": StartFigures(statistics.median(start_times["libraries"])),
         "bot": StartFigures(statistics.median(start_times["bot"] or [first or 0.0]), first),
     }
     return acks, startup
@@ -300,6 +310,7 @@ def main() -> int:
     acks, startup = asyncio.run(
         measure(requests=args.requests, concurrency=args.concurrency, starts=args.starts)
     )
+    print(f"libraries alone: start {startup['libraries'].median_s:.2f} s")
     for kind in ("bare", "bot"):
         a, s = acks[kind], startup[kind]
         print(

@@ -28,6 +28,7 @@ from bot.clock import Clock, SystemClock
 from bot.codegen.client import DEFAULT_TIMEOUT, CodegenClient
 from bot.codegen.models import StatusKind, classify_status
 from bot.config import Settings
+from bot.home import HOME_TICK_SECONDS, AppHome
 from bot.http_clients import OnDemandClient, shared_tls
 from bot.intake.accounts import Accounts
 from bot.intake.answers import Answers
@@ -91,6 +92,7 @@ class Runtime:
     accounts: Accounts
     members: Members
     metrics: Metrics
+    home: AppHome
     health: Health = field(default_factory=Health)
     traffic: AckTraffic = field(default_factory=AckTraffic)
     ticks: Ticks | None = None
@@ -106,6 +108,7 @@ class Runtime:
             Job("reap", REAP_SECONDS, self._reap),
             Job("prune", PRUNE_SECONDS, self._prune),
             Job("optimize", OPTIMIZE_SECONDS, self.store.optimize),
+            Job("home", HOME_TICK_SECONDS, self.home.tick),
         ]
 
     async def _renew(self) -> None:
@@ -136,6 +139,7 @@ class Runtime:
         """Let intake and any dispatch it woke finish (console, tests, shutdown)."""
         await self.intake.idle()
         await self.stopper.idle()
+        await self.home.idle()
         await self.dispatcher.idle()
 
     async def unfinished(self) -> int:
@@ -337,6 +341,14 @@ async def build_runtime(
         accounts=accounts,
         members=members,
         metrics=metrics,
+        home=AppHome(
+            store=store,
+            slack=slack,
+            answers=answers,
+            settings=settings,
+            budget=budget,
+            clock=clock,
+        ),
         lease_seconds=lease_seconds,
         traffic=traffic,
     )
@@ -377,6 +389,7 @@ def build_bolt_app(runtime: Runtime) -> AsyncApp:
         answers=runtime.answers,
         accounts=runtime.accounts,
         stop=runtime.stopper.take,
+        home_opened=runtime.home.opened,
     )
     return app
 

@@ -64,8 +64,17 @@ def register(
     answers: Answers,
     accounts: Accounts,
     stop: Callable[[StopRequest], None],
+    home_opened: Callable[..., None],
 ) -> None:
-    """`stop` takes a StopRequest and handles it after the ack (bot.runs.stopping)."""
+    """`stop` takes a StopRequest and handles it after the ack (bot.runs.stopping);
+    `home_opened(team_id=…, user_id=…)` publishes a person's App Home (bot.home)."""
+
+    @app.event("app_home_opened")
+    async def app_home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
+        # The Messages tab opens the DM with the bot: nothing to publish for it.
+        user, team = event.get("user"), body.get("team_id")
+        if event.get("tab") == "home" and isinstance(user, str) and isinstance(team, str):
+            home_opened(team_id=team, user_id=user)
 
     @app.view(LOGIN_VIEW_ID)
     async def login_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:

@@ -208,6 +208,8 @@ class FakeSlack:
         self.responses: list[ResponseUrlPost] = []
         self.ephemerals: list[dict[str, Any]] = []
         self.views: list[dict[str, Any]] = []  # modals opened (views.open), oldest first
+        # App Home tabs published (views.publish): user id → each view published, oldest first.
+        self.homes: dict[str, list[dict[str, Any]]] = {}
         self.faults: Counter[tuple[str, str]] = Counter()
 
         # State.
@@ -244,6 +246,7 @@ class FakeSlack:
             "users.info": self._users_info,
             "files.info": self._files_info,
             "views.open": self._views_open,
+            "views.publish": self._views_publish,
         }
 
         self.app = Starlette(
@@ -1217,6 +1220,28 @@ class FakeSlack:
         opened = {"id": f"V{self._next_id():08d}", **view}
         self.views.append({"trigger_id": trigger, "view": opened})
         return {"ok": True, "view": opened}
+
+    def _views_publish(self, call: SlackCall) -> dict[str, Any]:
+        user = str(call.get("user_id") or "")
+        if not user:
+            raise SlackApiFailure("invalid_arguments")
+        if user not in self.users and not user.startswith(("U", "W")):
+            raise SlackApiFailure("user_not_found")
+        view = call.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not isinstance(view, dict) or view.get("type") != "home":
+            raise SlackApiFailure("invalid_arguments")
+        if len(view.get("blocks") or []) > 100:
+            raise SlackApiFailure("invalid_blocks")
+        published = {"id": f"V{self._next_id():08d}", **view}
+        self.homes.setdefault(user, []).append(published)
+        return {"ok": True, "view": published}
+
+    def home_of(self, user: str) -> dict[str, Any] | None:
+        """The App Home tab `user` sees now (the last one published), None if never."""
+        published = self.homes.get(user)
+        return published[-1] if published else None
 
     def _files_info(self, call: SlackCall) -> dict[str, Any]:
         fid = str(call.get("file") or "")

@@ -65,12 +65,18 @@ class Answers:
         return "\n".join(lines)
 
     async def recent(self, user_id: str) -> str:
-        rows = await self.store.requests.recent(user_id=user_id, limit=LIST_LIMIT)
-        if not rows:
+        lines = await self.recent_lines(user_id)
+        if not lines:
             return "You have not started any Codegen runs from Slack yet."
+        return "\n".join(["*Your recent Codegen requests*", *lines])
+
+    async def recent_lines(self, user_id: str, *, limit: int = LIST_LIMIT) -> list[str]:
+        """One line per recent request of the person, newest first: its run's status and
+        link, or why it did not start, or how long it has been queued (also App Home)."""
+        rows = await self.store.requests.recent(user_id=user_id, limit=limit)
         runs = {r.id: r for r in await self.store.runs.many([x.run_id for x in rows if x.run_id])}
         now = self.clock.now()
-        lines = ["*Your recent Codegen requests*"]
+        lines = []
         for row in rows:
             typed = " ".join((row.request_json or {}).get("prompt", row.prompt).split())
             prompt = shorten_mrkdwn(slack_escape(typed), 60)  # typed text: never markup
@@ -85,7 +91,16 @@ class Answers:
                 lines.append(f"❌ not started ({reason}): {prompt}")
             else:
                 lines.append(f"⏳ queued {_age(row.created_at, now)} ago: {prompt}")
-        return "\n".join(lines)
+        return lines
+
+    async def recent_channels(self, user_id: str, *, limit: int) -> list[str]:
+        """The channels of the person's recent requests, most recent first (App Home)."""
+        rows = await self.store.requests.recent(user_id=user_id, limit=LIST_LIMIT)
+        channels: list[str] = []
+        for row in rows:
+            if row.channel_id not in channels and not row.channel_id.startswith("D"):
+                channels.append(row.channel_id)
+        return channels[:limit]
 
     async def config(self, channel_id: str) -> str:
         defaults = await self.store.channels.defaults(channel_id)

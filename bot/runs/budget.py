@@ -9,6 +9,7 @@ trip there.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.clock import Clock
@@ -25,6 +26,15 @@ READ = "read"
 CREATE_WINDOW = 60.0
 READ_WINDOW = 30.0
 READS_PER_WINDOW = 60
+
+
+@dataclass(frozen=True)
+class BudgetUsage:
+    bucket: str
+    spent: int
+    limit: int
+    window_seconds: float
+    blocked_until: datetime | None
 
 
 class OrgBudget:
@@ -125,6 +135,28 @@ class OrgBudget:
             until=now + timedelta(seconds=seconds),
             now=now,
         )
+
+    async def usage(self) -> list[BudgetUsage]:
+        """What each budget has spent in its current window, and any 429 block (App Home)."""
+        now = self.clock.now()
+        usage = []
+        for bucket, (limit, window) in self.limits.items():
+            state = await self.store.budgets.state(
+                org_id=self.org_id, bucket=self._name(bucket), window=window, now=now
+            )
+            blocked = (
+                state.blocked_until if state.blocked_until and state.blocked_until > now else None
+            )
+            usage.append(
+                BudgetUsage(
+                    bucket=bucket,
+                    spent=len(state.spent),
+                    limit=limit,
+                    window_seconds=window - self._margin,
+                    blocked_until=blocked,
+                )
+            )
+        return usage
 
     async def queue_etas(self, count: int) -> list[float]:
         """Seconds until each of the next `count` waiting creates can go out."""

@@ -60,6 +60,7 @@ METHOD_RATES: dict[str, Rate] = {
     "files.info": TIER_4,
     "auth.test": TIER_4,
     "views.open": TIER_4,
+    "views.publish": TIER_4,
 }
 #: chat.postMessage in one channel: 1 a second, with bursts of up to ten.
 CHANNEL_POST_RATE = Rate(10, 10.0)

@@ -369,6 +369,14 @@ class SlackGateway:
         """Open a modal for the person whose action carried `trigger_id` (valid for 3 s)."""
         await self.call("views.open", {"trigger_id": trigger_id, "view": view})
 
+    async def publish_home(
+        self, *, user_id: str, view: dict[str, Any], priority: Priority = Priority.LOW
+    ) -> None:
+        """Publish a person's App Home tab (replaces what they saw)."""
+        await self.call(
+            "views.publish", {"user_id": user_id, "view": view}, priority=priority, context="home"
+        )
+
     async def user_email(self, user_id: str) -> str | None:
         """The email Slack has for a person (users:read.email), None when it gives none.
         SlackUnavailable (raised) means: ask again later."""

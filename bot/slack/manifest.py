@@ -63,6 +63,7 @@ CALLED_METHODS: frozenset[str] = frozenset(
         "users.info",
         "files.info",
         "views.open",
+        "views.publish",
         # `codegen-bot doctor`, with the app-level token (SLACK_APP_TOKEN), not the bot token.
         "apps.connections.open",
     }

@@ -19,6 +19,7 @@ from bot.clock import utc
 from bot.store.budgets import BudgetStore
 from bot.store.channels import ChannelStore
 from bot.store.events import EventStore
+from bot.store.homes import HomeTabStore
 from bot.store.leases import Leases
 from bot.store.requests import RequestStore
 from bot.store.runs import RunStore
@@ -40,6 +41,7 @@ class Store:
         self.events = EventStore(self.sessions)
         self.stop_refusals = StopRefusalStore(self.sessions)
         self.tokens = PersonalTokenStore(self.sessions)
+        self.homes = HomeTabStore(self.sessions)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -196,7 +196,11 @@ class QueuedRequest(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
-    __table_args__ = (Index("ix_queued_requests_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_queued_requests_due", "status", "next_attempt_at"),
+        # A person's requests, newest change first: `/codegen list`, App Home (bot.home).
+        Index("ix_queued_requests_user", "user_id", "updated_at"),
+    )
 
     def queue_key(self) -> tuple[datetime, str]:
         """Queue order: oldest first, the id breaking ties (the same in every query)."""
@@ -264,6 +268,8 @@ class TrackedRun(Base):
     __table_args__ = (
         Index("ix_tracked_runs_due", "tracking", "next_poll_at"),
         Index("ix_tracked_runs_thread", "channel_id", "thread_ts"),
+        # A person's runs, newest change first: App Home (bot.home).
+        Index("ix_tracked_runs_user", "user_id", "last_change_at"),
     )
 
     def queue_key(self) -> tuple[datetime, str]:
@@ -360,3 +366,17 @@ class RateSpend(Base):
     spent_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_rate_spends_window", "org_id", "bucket", "spent_at"),)
+
+
+class HomeTab(Base):
+    """A person who opened the bot's App Home: their Home is published again when their runs
+    change (bot.home), at most every so often; people who never opened it cost no calls."""
+
+    __tablename__ = "home_tabs"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    opened_at: Mapped[datetime]
+    # When the view now in Slack was published (None: never yet). Replicas publish one
+    # person's Home in turn: each moves it forward only from the value it read.
+    published_at: Mapped[datetime | None] = mapped_column(nullable=True)

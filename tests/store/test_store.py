@@ -375,3 +375,31 @@ async def test_personal_tokens_are_kept_replaced_rejected_once_and_deleted(
     assert await store.tokens.delete("U1")
     assert not await store.tokens.delete("U1")
     assert await store.tokens.get("U1") is None
+
+
+async def test_home_tabs_are_published_in_turn_and_follow_their_persons_runs(
+    store: Store, clock: FakeClock
+) -> None:
+    quiet = timedelta(seconds=10)
+    opened = await store.homes.opened(team_id="T1", user_id="U1", now=clock.now())
+    [stale] = await store.homes.stale(now=clock.now(), quiet=quiet, limit=10)  # never published
+    assert (stale.user_id, stale.published_at) == ("U1", None)
+    # Two replicas read the same row: one of them publishes.
+    first = await store.homes.claim(team_id="T1", user_id="U1", read=None, now=clock.now())
+    second = await store.homes.claim(team_id="T1", user_id="U1", read=None, now=clock.now())
+    assert (first, second) == (True, False)
+    assert await store.homes.stale(now=clock.now(), quiet=quiet, limit=10) == []
+
+    clock.advance(3)
+    request = make_request(clock)
+    await store.requests.add(request)  # another person's run would not count
+    await store.requests.add(make_request(clock, user_id="U2"))
+    assert await store.homes.stale(now=clock.now(), quiet=quiet, limit=10) == []  # too soon
+    clock.advance(7)
+    [stale] = await store.homes.stale(now=clock.now(), quiet=quiet, limit=10)
+    published = stale.published_at
+    assert published is not None and opened.opened_at <= published
+    assert await store.homes.claim(team_id="T1", user_id="U1", read=published, now=clock.now())
+    # A publish that failed puts the time back, so the next pass tries again.
+    await store.homes.unclaim(team_id="T1", user_id="U1", claimed=clock.now(), back_to=published)
+    assert len(await store.homes.stale(now=clock.now(), quiet=quiet, limit=10)) == 1

@@ -356,6 +356,8 @@ def test_manifest_content(manifest: dict[str, Any]) -> None:
     # DMs to the bot (message.im) need a writable Messages tab.
     assert features["app_home"]["messages_tab_enabled"] is True
     assert features["app_home"]["messages_tab_read_only_enabled"] is False
+    # App Home (bot.home) publishes each person's runs on the Home tab.
+    assert features["app_home"]["home_tab_enabled"] is True
     (command,) = features["slash_commands"]
     assert command["command"] == "/codegen"
     assert command["should_escape"] is False
@@ -367,6 +369,7 @@ def test_manifest_content(manifest: dict[str, Any]) -> None:
     assert settings["org_deploy_enabled"] is False
     assert settings["token_rotation_enabled"] is False
     assert set(settings["event_subscriptions"]["bot_events"]) == {
+        "app_home_opened",
         "app_mention",
         "message.channels",
         "message.groups",

@@ -1,0 +1,96 @@
+"""App Home tabs: who opened the bot's Home, and when it was last published to them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.store.tables import HomeTab, QueuedRequest, RequestStatus, TrackedRun
+
+
+class HomeTabStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def opened(self, *, team_id: str, user_id: str, now: datetime) -> HomeTab:
+        """Remember that the person opened Home (their Home is kept fresh from now on)."""
+        async with self.sessions.begin() as session:
+            row = await session.get(HomeTab, (team_id, user_id))
+            if row is None:
+                row = HomeTab(team_id=team_id, user_id=user_id, opened_at=now)
+                session.add(row)
+            else:
+                row.opened_at = now
+            return row
+
+    async def get(self, *, team_id: str, user_id: str) -> HomeTab | None:
+        async with self.sessions() as session:
+            return await session.get(HomeTab, (team_id, user_id))
+
+    async def stale(self, *, now: datetime, quiet: timedelta, limit: int) -> list[HomeTab]:
+        """Homes published at least `quiet` ago whose person has a run that changed, or a
+        request that was made or settled, since: the oldest published first. A change at the
+        very moment of the publish counts (the view may have been read just before it)."""
+        since = HomeTab.published_at
+        run_changed = exists().where(
+            TrackedRun.user_id == HomeTab.user_id,
+            TrackedRun.team_id == HomeTab.team_id,
+            TrackedRun.last_change_at >= since,
+        )
+        request_changed = exists().where(
+            QueuedRequest.user_id == HomeTab.user_id,
+            QueuedRequest.team_id == HomeTab.team_id,
+            or_(
+                QueuedRequest.created_at >= since,
+                and_(
+                    QueuedRequest.status != RequestStatus.PENDING,
+                    QueuedRequest.updated_at >= since,
+                ),
+            ),
+        )
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(HomeTab)
+                .where(
+                    or_(
+                        HomeTab.published_at.is_(None),
+                        and_(since <= now - quiet, or_(run_changed, request_changed)),
+                    )
+                )
+                .order_by(HomeTab.published_at.asc().nulls_first())
+                .limit(limit)
+            )
+            return list(rows.all())
+
+    async def claim(
+        self, *, team_id: str, user_id: str, read: datetime | None, now: datetime
+    ) -> bool:
+        """Move published_at from `read` (the value this replica saw) to `now`: False when
+        another replica got there first, so one of them publishes."""
+        same = HomeTab.published_at.is_(None) if read is None else HomeTab.published_at == read
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(HomeTab)
+                .where(HomeTab.team_id == team_id, HomeTab.user_id == user_id, same)
+                .values(published_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    async def unclaim(
+        self, *, team_id: str, user_id: str, claimed: datetime, back_to: datetime | None
+    ) -> None:
+        """The publish did not go through: put published_at back so a later pass tries."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(HomeTab)
+                .where(
+                    HomeTab.team_id == team_id,
+                    HomeTab.user_id == user_id,
+                    HomeTab.published_at == claimed,
+                )
+                .values(published_at=back_to)
+                .execution_options(synchronize_session=False)
+            )

@@ -92,6 +92,7 @@ Type what you would type in Slack:
   as <name> <line>                              type one line as someone else (for admins,
                                                 allow-lists, membership: <name>@example.com;
                                                 the emulator's members are you and teammate)
+  home                                          open the bot's App Home tab and show it
   wait [seconds]                                wait for the runs so far to finish
   help                                          this text
   quit                                          leave now (end of input waits for runs)"""
@@ -320,6 +321,8 @@ class Console:
             self.person(match.group(1).lower())
         elif match := _SUBMIT.match(text):
             await self.submit(match.group(1).strip())
+        elif lowered == "home":
+            await self.home()
         elif lowered == "codegen refuse-stop":
             if self.emulator is None:
                 self.view.say("(the real Codegen API is in use: nothing to script)")
@@ -489,6 +492,34 @@ class Console:
         if response.status >= 400:
             self.view.say(f"(the bot answered {response.status}: {response.body})")
         return ts
+
+    async def home(self) -> None:
+        """Open the Home tab as Slack would (app_home_opened) and show what the bot published."""
+        body = {
+            "token": "",
+            "team_id": TEAM_ID,
+            "api_app_id": APP_ID,
+            "event": {
+                "type": "app_home_opened",
+                "user": self.user_id,
+                "channel": DM_ID,
+                "tab": "home",
+                "event_ts": f"{time.time():.6f}",
+            },
+            "type": "event_callback",
+            "event_id": f"Ev{uuid.uuid4().hex[:12].upper()}",
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
+        }
+        await self.bolt.async_dispatch(AsyncBoltRequest(body=body, mode="socket_mode"))
+        await self.bot.settle()
+        view = self.slack.home_of(self.user_id)
+        if view is None:
+            self.view.say("(the bot published no Home tab: see the log)")
+            return
+        self.view.show(
+            f"{BOT_NAME} · Home", self.view.render({"text": "", "blocks": view["blocks"]})
+        )
 
     def _attach(self, names: list[str]) -> list[dict[str, Any]] | None:
         """Host the files named with --image; None (and a note) if one does not exist."""

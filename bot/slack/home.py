@@ -87,7 +87,7 @@ def render_home(
                 "\n".join(recent)
                 if recent
                 else "You have not started any Codegen runs from Slack yet. Type "
-                "`/codegen <what to build or fix>` in a channel, or mention @Codegen."
+                "`/codegen &lt;what to build or fix&gt;` in a channel, or mention @Codegen."
             )
         ),
     ]

@@ -318,6 +318,7 @@ async def test_as_another_person_tries_admins_and_membership(sqlite_url: str) ->
                 "/codegen config repo=acme/api",  # you are
                 "as carol /codegen write docs",  # not a member of the organization
                 "as teammate /codegen write docs",  # a member
+                "home",  # yours, an admin's
             ],
             wait=20,
         )
@@ -326,6 +327,10 @@ async def test_as_another_person_tries_admins_and_membership(sqlite_url: str) ->
     text = out.getvalue()
     print(text)
     assert "(as @bob, U0BOB)" in text
+    home = between(text, "codegen · Home")
+    assert "You have not started any Codegen runs" in home  # only `config` so far
+    assert "Admin: who may ask" in home and "Admins (may stop any run" in home
+    assert "Creates: 1 of 10 spent" in home  # the teammate's run
     assert "Only admins change this channel's defaults here" in text
     assert "Last changed by @you" in text
     assert "`carol@example.com`" in text and "Only members of this bot's Codegen" in text

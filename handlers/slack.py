@@ -2,10 +2,10 @@
 for the stopper, a PullRequestStateRequest (a final reply's pull request button), or a reply.
 
 No business logic lives here: parsing is bot.intake.options, policy and queuing are
-bot.intake, answers to subcommands are bot.intake.answers, stops are bot.runs.stopping. A
-listener has the request committed to the outbox (intake.admit, a single insert) and then
-acknowledges, so an ack that says "Queued" is true; preparing it happens after, hints to the
-person included.
+bot.intake, answers to subcommands are bot.intake.answers, stops are bot.runs.stopping, pull
+request buttons are bot.runs.pull_requests. A listener has the request committed to the
+outbox (intake.admit, a single insert) and then acknowledges, so an ack that says "Queued" is
+true; preparing it happens after, hints to the person included.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def register(
     answers: Answers,
     accounts: Accounts,
     stop: Callable[[StopRequest], None],
-    set_pull_request_state: Callable[[PullRequestStateRequest], None] | None = None,
+    set_pull_request_state: Callable[[PullRequestStateRequest], None],
 ) -> None:
     """`stop` takes a StopRequest and handles it after the ack (bot.runs.stopping);
     `set_pull_request_state` a PullRequestStateRequest (bot.runs.pull_requests)."""
@@ -227,8 +227,6 @@ def register(
 
     async def pull_request_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        if set_pull_request_state is None:
-            return
         try:
             pressed = BlockAction.model_validate(body)
         except ValidationError:

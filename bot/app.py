@@ -41,6 +41,7 @@ from bot.intake.replies import Replies
 from bot.metrics import Metrics
 from bot.runs.budget import OrgBudget
 from bot.runs.dispatcher import Dispatcher
+from bot.runs.pull_requests import PullRequestStates
 from bot.runs.reading import ListPages, Reader, ReadPlan
 from bot.runs.reporting import Reporter
 from bot.runs.stopping import Stopper
@@ -89,6 +90,7 @@ class Runtime:
     tracker: Tracker
     answers: Answers
     stopper: Stopper
+    pull_requests: PullRequestStates
     accounts: Accounts
     members: Members
     metrics: Metrics
@@ -140,6 +142,7 @@ class Runtime:
         await self.intake.idle()
         await self.stopper.idle()
         await self.home.idle()
+        await self.pull_requests.idle()
         await self.dispatcher.idle()
 
     async def unfinished(self) -> int:
@@ -325,6 +328,16 @@ async def build_runtime(
         clock=clock,
     )
     await stopper.forget_refusals()
+    pull_requests = PullRequestStates(
+        accounts=accounts,
+        settings=settings,
+        store=store,
+        codegen=codegen,
+        budget=budget,
+        cards=cards,
+        replies=replies,
+        clock=clock,
+    )
     return Runtime(
         settings=settings,
         clock=clock,
@@ -338,6 +351,7 @@ async def build_runtime(
         tracker=tracker,
         answers=answers,
         stopper=stopper,
+        pull_requests=pull_requests,
         accounts=accounts,
         members=members,
         metrics=metrics,
@@ -390,6 +404,7 @@ def build_bolt_app(runtime: Runtime) -> AsyncApp:
         accounts=runtime.accounts,
         stop=runtime.stopper.take,
         home_opened=runtime.home.opened,
+        set_pull_request_state=runtime.pull_requests.take,
     )
     return app
 

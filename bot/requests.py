@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.codegen.models import AgentType
+from bot.codegen.models import AgentType, PullRequestState
 
 __all__ = [
     "AgentType",
@@ -40,7 +40,8 @@ class Trigger(StrEnum):
     APP_MENTION = "app_mention"
     THREAD_REPLY = "thread_reply"
     DIRECT_MESSAGE = "direct_message"
-    # A button on the bot's card (never a run's trigger: buttons only stop runs).
+    # A button on the bot's card or final reply (never a run's trigger: buttons stop runs
+    # and change pull requests).
     BUTTON = "button"
 
 
@@ -126,6 +127,16 @@ class StopRequest(_Frozen):
     run_id: int | None = None
     slack: SlackContext
     response_url: str | None = None
+
+
+class PullRequestStateRequest(_Frozen):
+    """Someone pressed a pull request button (Ready for review, Draft, Close, Reopen) on a
+    run's final reply: put pull request `pr_id` of run `run_id` in `state`."""
+
+    run_id: int
+    pr_id: int
+    state: PullRequestState
+    slack: SlackContext
 
 
 # -- where options came from ------------------------------------------------------------------

@@ -1,11 +1,11 @@
 """Slack listeners: each turns one Slack payload into a RunRequest for intake, a StopRequest
-for the stopper, or a reply.
+for the stopper, a PullRequestStateRequest (a final reply's pull request button), or a reply.
 
 No business logic lives here: parsing is bot.intake.options, policy and queuing are
-bot.intake, answers to subcommands are bot.intake.answers, stops are bot.runs.stopping. A
-listener has the request committed to the outbox (intake.admit, a single insert) and then
-acknowledges, so an ack that says "Queued" is true; preparing it happens after, hints to the
-person included.
+bot.intake, answers to subcommands are bot.intake.answers, stops are bot.runs.stopping, pull
+request buttons are bot.runs.pull_requests. A listener has the request committed to the
+outbox (intake.admit, a single insert) and then acknowledges, so an ack that says "Queued" is
+true; preparing it happens after, hints to the person included.
 """
 
 from __future__ import annotations
@@ -37,14 +37,23 @@ from bot.intake.options import (
     parse_request_text,
     parse_stop,
 )
-from bot.requests import RunOptions, RunRequest, SlackContext, StopRequest, Trigger
+from bot.requests import (
+    PullRequestStateRequest,
+    RunOptions,
+    RunRequest,
+    SlackContext,
+    StopRequest,
+    Trigger,
+)
 from bot.slack.inbound import BlockAction, MessageEvent, SlashCommand
 from bot.slack.render import (
     LOGIN_BLOCK_ID,
     LOGIN_INPUT_ID,
     LOGIN_VIEW_ID,
+    PR_ACTION_STATES,
     STOP_RUN_ACTION_ID,
     VIEW_RUN_ACTION_ID,
+    parse_pr_button_value,
     render_logged_in_modal,
 )
 from bot.slack.text import slack_unescape
@@ -65,8 +74,10 @@ def register(
     accounts: Accounts,
     stop: Callable[[StopRequest], None],
     home_opened: Callable[..., None],
+    set_pull_request_state: Callable[[PullRequestStateRequest], None],
 ) -> None:
     """`stop` takes a StopRequest and handles it after the ack (bot.runs.stopping);
+    `set_pull_request_state` a PullRequestStateRequest (bot.runs.pull_requests);
     `home_opened(team_id=…, user_id=…)` publishes a person's App Home (bot.home)."""
 
     @app.event("app_home_opened")
@@ -222,6 +233,41 @@ def register(
             # between people (intake decides, from the thread's run).
             await _message_request(event, context, intake, stop, Trigger.THREAD_REPLY)
         # Other channel messages: acknowledged (Bolt acks events) and ignored.
+
+    async def pull_request_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        try:
+            pressed = BlockAction.model_validate(body)
+        except ValidationError:
+            log.warning("ignoring a pull request button press Slack sent malformed")
+            return
+        action = pressed.actions[0]
+        ids = parse_pr_button_value(action.value)
+        state = PR_ACTION_STATES.get(action.action_id)
+        channel = pressed.channel_id
+        if ids is None or state is None or not channel:
+            log.warning("ignoring a pull request button press without a run and pull request")
+            return
+        container = pressed.container
+        run_id, pr_id = ids
+        set_pull_request_state(
+            PullRequestStateRequest(
+                run_id=run_id,
+                pr_id=pr_id,
+                state=state,
+                slack=SlackContext(
+                    team_id=pressed.team.id if pressed.team else "",
+                    channel_id=channel,
+                    user_id=pressed.user.id,
+                    thread_ts=container.thread_ts or container.message_ts,
+                    message_ts=container.message_ts,
+                    trigger=Trigger.BUTTON,
+                ),
+            )
+        )
+
+    for action_id in PR_ACTION_STATES:
+        app.action(action_id)(pull_request_pressed)
 
     # Registered last, so only what no listener above matched reaches these: events Slack sends
     # every app (app_uninstalled, tokens_revoked) or that an admin subscribed the app to, and

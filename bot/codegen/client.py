@@ -30,7 +30,10 @@ from bot.codegen.errors import error_for_response, error_for_transport
 from bot.codegen.models import (
     AgentRunResponse,
     CreateAgentRunInput,
+    EditPRInput,
+    EditPRResponse,
     Page,
+    PullRequestState,
     RepoResponse,
     ResumeAgentRunInput,
     UserResponse,
@@ -149,6 +152,18 @@ class CodegenClient:
             f"/v1/beta/organizations/{self._org_id}/agent/run/stop",
             json={"agent_run_id": run_id},
         )
+
+    async def set_pull_request_state(self, pr_id: int, state: PullRequestState) -> EditPRResponse:
+        """PATCH …/prs/{pr_id} (`pr_id` is a run's `github_pull_requests[].id`). Never
+        retried here: the caller pays each try from its own budget. An answer of
+        `success: false` is returned as it is; the caller treats it as a refusal."""
+        response = await self._send(
+            "set_pull_request_state",
+            "PATCH",
+            f"/v1/organizations/{self._org_id}/prs/{pr_id}",
+            json=EditPRInput(state=state).model_dump(mode="json"),
+        )
+        return _parse(response, EditPRResponse)
 
     async def get_run(self, run_id: int) -> AgentRunResponse:
         return await self._read(

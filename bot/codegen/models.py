@@ -55,6 +55,27 @@ class ResumeAgentRunInput(_Request):
     images: list[str] | None = None
 
 
+PullRequestState = Literal["open", "closed", "draft", "ready_for_review"]
+
+
+class EditPRInput(_Request):
+    """PATCH …/prs/{pr_id}: the state to put the pull request in."""
+
+    state: PullRequestState
+
+
+class EditPRResponse(_Response):
+    """The answer to a pull request edit. `success` False (with `error`) is a refusal, even
+    on HTTP 200."""
+
+    success: bool
+    url: str | None = None
+    number: int | None = None
+    title: str | None = None
+    state: str | None = None
+    error: str | None = None
+
+
 class GithubPullRequestResponse(_Response):
     id: int
     title: str | None = None

@@ -86,6 +86,8 @@ Type what you would type in Slack:
   dm <text>                                     direct message to the bot
   codegen pause|fail|finish|cancel <run id>     make the emulated run do that now
   codegen refuse-stop                           the emulator refuses stops from now on
+  press <button>                                press the newest button with that label
+                                                (stop, ready for review, draft, close, …)
   codegen person <name>                         someone with their own Codegen token (printed)
   submit <text>                                 fill in and submit the form the bot opened
                                                 (/codegen login opens one; BOT_SECRET_KEY)
@@ -105,6 +107,7 @@ _MENTION = re.compile(r"^@codegen\b[:,]?\s*", re.IGNORECASE)
 _REPLY_N = re.compile(r"^reply\s+(\d+)\s*(.*)$", re.IGNORECASE | re.DOTALL)
 _PERSON = re.compile(r"^codegen\s+person\s+([a-z][a-z0-9._-]{0,30})\s*$", re.IGNORECASE)
 _SUBMIT = re.compile(r"^submit\s+(.+)$", re.IGNORECASE | re.DOTALL)
+_PRESS = re.compile(r"^press\s+\[?([^\]]+?)\]?\s*$", re.IGNORECASE)
 _AS = re.compile(r"^as\s+@?([a-z][a-z0-9._-]{0,30})\s+(.+)$", re.IGNORECASE | re.DOTALL)
 # The console's own person has the emulator's token owner's email, so membership matches.
 USER_EMAIL = "dev@example.com"
@@ -323,6 +326,8 @@ class Console:
             await self.submit(match.group(1).strip())
         elif lowered == "home":
             await self.home()
+        elif match := _PRESS.match(text):
+            await self.press(match.group(1).strip())
         elif lowered == "codegen refuse-stop":
             if self.emulator is None:
                 self.view.say("(the real Codegen API is in use: nothing to script)")
@@ -420,6 +425,53 @@ class Console:
             self.view.show(f"{BOT_NAME} · form", text)
         else:
             self.view.show(f"{BOT_NAME} · form", "(closed)")
+
+    async def press(self, label: str) -> None:
+        """`press ready for review`: the newest of the bot's buttons with that label (in any
+        channel), pressed as Slack posts the interaction. Link buttons only open a page."""
+        wanted = label.casefold()
+        found: tuple[str, dict[str, Any], dict[str, Any]] | None = None
+        for channel in (CHANNEL_ID, DM_ID):
+            for message in self.slack.bot_messages(channel):
+                for block in message.get("blocks") or []:
+                    if block.get("type") != "actions":
+                        continue
+                    for element in block.get("elements") or []:
+                        text = str((element.get("text") or {}).get("text", "")).casefold()
+                        if element.get("type") == "button" and text == wanted:
+                            newest = found is None or float(message["ts"]) > float(found[1]["ts"])
+                            if newest:
+                                found = (channel, message, element)
+        if found is None:
+            self.view.say(f"(no button [{label}] on the bot's messages)")
+            return
+        channel, message, element = found
+        if element.get("url"):
+            self.view.say(f"(a link: {element['url']})")
+            return
+        body = {
+            "type": "block_actions",
+            "team": {"id": TEAM_ID},
+            "user": {"id": self.user_id},
+            "api_app_id": APP_ID,
+            "channel": {"id": channel},
+            "container": {
+                "type": "message",
+                "channel_id": channel,
+                "message_ts": message["ts"],
+                "thread_ts": message.get("thread_ts"),
+            },
+            "actions": [
+                {
+                    "action_id": element.get("action_id"),
+                    "type": "button",
+                    "value": element.get("value"),
+                }
+            ],
+        }
+        response = await self.bolt.async_dispatch(AsyncBoltRequest(body=body, mode="socket_mode"))
+        if response.status >= 400:
+            self.view.say(f"(the bot answered {response.status}: {response.body})")
 
     def emulate(self, verb: str, run_id: int) -> None:
         """`codegen pause 1000`: the emulated run takes that status now (the bot sees it on

@@ -1,9 +1,9 @@
 """The organization's Codegen call budgets, kept in the store so every replica shares them.
 
-Codegen's limits (docs/contracts.md): 10 creates/min and 60 reads/30 s, never more in any
-window of that length. A create is stamped again when it leaves (`take`, then `left`), since
-the API's limiter counts it when it arrives; a small safety margin on each window covers the
-trip there.
+Codegen's limits (docs/contracts.md): 10 creates/min, 60 reads/30 s and 30 pull request
+edits/min, never more in any window of that length. A create is stamped again when it leaves
+(`take`, then `left`), since the API's limiter counts it when it arrives; a small safety
+margin on each window covers the trip there.
 """
 
 from __future__ import annotations
@@ -23,9 +23,14 @@ log = logging.getLogger(__name__)
 
 CREATE = "create"
 READ = "read"
+# Pull request state changes (the final reply's buttons): a limit of their own, so pressing
+# them never spends the reads the tracker polls with.
+PR_EDIT = "pr_edit"
 CREATE_WINDOW = 60.0
 READ_WINDOW = 30.0
 READS_PER_WINDOW = 60
+PR_EDIT_WINDOW = 60.0
+PR_EDITS_PER_WINDOW = 30
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class OrgBudget:
         self.limits = {
             CREATE: (creates_per_minute, CREATE_WINDOW + margin),
             READ: (reads_per_window, READ_WINDOW + margin),
+            PR_EDIT: (PR_EDITS_PER_WINDOW, PR_EDIT_WINDOW + margin),
         }
         self.metrics = metrics
 

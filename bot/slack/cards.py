@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import Any
 
 from bot.clock import Clock
 from bot.codegen.models import (
@@ -26,8 +27,15 @@ from bot.codegen.models import (
 )
 from bot.errors import SlackError, SlackUnavailable
 from bot.slack.budget import Priority
-from bot.slack.gateway import SlackGateway
-from bot.slack.render import CardView, Phase, RenderedMessage, render_card, render_final_reply
+from bot.slack.gateway import POST_KEY, SlackGateway
+from bot.slack.render import (
+    CardView,
+    Phase,
+    PullRequestMark,
+    RenderedMessage,
+    render_card,
+    render_final_reply,
+)
 from bot.store.tables import FollowReason, QueuedRequest, ReplyKind, TrackedRun
 
 log = logging.getLogger(__name__)
@@ -126,6 +134,16 @@ def as_api_run(run: TrackedRun) -> AgentRunResponse:
         result=run.result,
         github_pull_requests=run.pull_requests or None,
     )
+
+
+def reply_key(run: TrackedRun, kind: ReplyKind) -> str:
+    return f"reply:{run.id}:{kind.value}"
+
+
+def reply_metadata(run: TrackedRun, kind: ReplyKind) -> dict[str, Any]:
+    """What the run's thread reply of `kind` carries, to be found again after a crash."""
+    payload = {"run_id": run.id, "kind": kind.value}
+    return {"event_type": FINAL_REPLY_EVENT, "event_payload": payload}
 
 
 class RunCards:
@@ -337,7 +355,15 @@ class RunCards:
 
     # -- thread replies ----------------------------------------------------------------------
 
-    def reply_message(self, run: TrackedRun, *, kind: ReplyKind) -> RenderedMessage:
+    def reply_message(
+        self,
+        run: TrackedRun,
+        *,
+        kind: ReplyKind,
+        pr_marks: dict[int, PullRequestMark] | None = None,
+    ) -> RenderedMessage:
+        """The reply of `kind`; a final one offers each pull request's state buttons, showing
+        the states already set (`pr_marks`)."""
         api_run = as_api_run(run)
         if kind is ReplyKind.PAUSE:
             # The agent's question is in `result`; the reply is there to ask it.
@@ -352,6 +378,8 @@ class RunCards:
             started_at=run.started_at,
             ended_at=run.finished_at,
             stopped_by=run.stop_requested_by,
+            pr_buttons=kind is ReplyKind.FINAL,
+            pr_marks=pr_marks,
         )
 
     async def post_reply(self, run: TrackedRun, *, kind: ReplyKind) -> str | None:
@@ -365,17 +393,32 @@ class RunCards:
                 thread_ts=run.thread_ts,
                 text=message.text,
                 blocks=message.blocks,
-                metadata={
-                    "event_type": FINAL_REPLY_EVENT,
-                    "event_payload": {"run_id": run.id, "kind": kind.value},
-                },
-                key=f"reply:{run.id}:{kind.value}",
+                metadata=reply_metadata(run, kind),
+                key=reply_key(run, kind),
                 context=f"run={run.id}",
             )
         except SlackUnavailable:
             raise
         except SlackError:
             return None
+
+    async def edit_final_reply(
+        self, run: TrackedRun, *, ts: str, pr_marks: dict[int, PullRequestMark]
+    ) -> None:
+        """Render the run's final reply (at `ts`) again with the pull request states set
+        from its buttons. Raises the gateway's SlackError."""
+        message = self.reply_message(run, kind=ReplyKind.FINAL, pr_marks=pr_marks)
+        metadata = reply_metadata(run, ReplyKind.FINAL)
+        # The same metadata as when it was posted (the gateway's key included), given again.
+        metadata["event_payload"][POST_KEY] = reply_key(run, ReplyKind.FINAL)
+        await self.slack.update(
+            channel=run.channel_id,
+            ts=ts,
+            text=message.text,
+            blocks=message.blocks,
+            metadata=metadata,
+            context=f"run={run.id}",
+        )
 
     async def find_reply(self, run: TrackedRun, *, kind: ReplyKind) -> str | None:
         """The ts of this run's reply of `kind` if it was posted (before a crash), else None.

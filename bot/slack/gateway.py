@@ -325,11 +325,14 @@ class SlackGateway:
         ts: str,
         text: str,
         blocks: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
         context: str = "",
         priority: Priority = Priority.HIGH,
     ) -> None:
-        """Edit a message in place."""
-        params = {"channel": channel, "ts": ts, "text": text, "blocks": blocks}
+        """Edit a message in place (`metadata`: what it carries, given again)."""
+        params: dict[str, Any] = {"channel": channel, "ts": ts, "text": text, "blocks": blocks}
+        if metadata is not None:
+            params["metadata"] = metadata
         await self.call("chat.update", params, context=context, priority=priority)
 
     async def ephemeral(

@@ -19,6 +19,7 @@ from bot.clock import parse_time, utc
 from bot.codegen.models import (
     AgentRunResponse,
     GithubPullRequestResponse,
+    PullRequestState,
     StatusKind,
     classify_status,
     is_stopped,
@@ -40,6 +41,11 @@ __all__ = [
     "CONTEXT_ELEMENTS_LIMIT",
     "HEADER_LIMIT",
     "LOGIN_VIEW_ID",
+    "PR_ACTION_STATES",
+    "PR_CLOSE_ACTION_ID",
+    "PR_DRAFT_ACTION_ID",
+    "PR_READY_ACTION_ID",
+    "PR_REOPEN_ACTION_ID",
     "SECTION_TEXT_LIMIT",
     "STOP_RUN_ACTION_ID",
     "TEXT_FALLBACK_LIMIT",
@@ -47,7 +53,9 @@ __all__ = [
     "VIEW_RUN_ACTION_ID",
     "CardView",
     "Phase",
+    "PullRequestMark",
     "RenderedMessage",
+    "parse_pr_button_value",
     "render_card",
     "render_final_reply",
     "render_login_modal",
@@ -73,6 +81,41 @@ _CHUNK_CHARS = SECTION_TEXT_LIMIT - 100
 TRUNCATION_NOTE = "… (truncated, see the full run)"
 VIEW_RUN_ACTION_ID = "view_run"
 STOP_RUN_ACTION_ID = "stop_run"
+# The final reply's buttons on each pull request: the state each one asks Codegen for.
+PR_READY_ACTION_ID = "pr_ready_for_review"
+PR_DRAFT_ACTION_ID = "pr_draft"
+PR_CLOSE_ACTION_ID = "pr_close"
+PR_REOPEN_ACTION_ID = "pr_reopen"
+PR_ACTION_STATES: dict[str, PullRequestState] = {
+    PR_READY_ACTION_ID: "ready_for_review",
+    PR_DRAFT_ACTION_ID: "draft",
+    PR_CLOSE_ACTION_ID: "closed",
+    PR_REOPEN_ACTION_ID: "open",
+}
+# How a state set from a button reads in the reply.
+PR_STATE_LABELS: dict[str, str] = {
+    "ready_for_review": "Ready for review",
+    "draft": "Draft",
+    "closed": "Closed",
+    "open": "Reopened",
+}
+# The buttons that still make sense after each state (None: nobody set one yet).
+_PR_BUTTONS: dict[str | None, tuple[str, ...]] = {
+    None: (PR_READY_ACTION_ID, PR_DRAFT_ACTION_ID, PR_CLOSE_ACTION_ID),
+    "open": (PR_READY_ACTION_ID, PR_DRAFT_ACTION_ID, PR_CLOSE_ACTION_ID),
+    "ready_for_review": (PR_DRAFT_ACTION_ID, PR_CLOSE_ACTION_ID),
+    "draft": (PR_READY_ACTION_ID, PR_CLOSE_ACTION_ID),
+    "closed": (PR_REOPEN_ACTION_ID,),
+}
+_PR_BUTTON_TEXT = {
+    PR_READY_ACTION_ID: "Ready for review",
+    PR_DRAFT_ACTION_ID: "Draft",
+    PR_CLOSE_ACTION_ID: "Close",
+    PR_REOPEN_ACTION_ID: "Reopen",
+}
+# Pull requests that get buttons of their own (a section and an actions block each); any
+# more are listed without.
+PR_BUTTONS_LIMIT = 10
 # The login modal: its callback id, and the input's block and action ids.
 LOGIN_VIEW_ID = "codegen_login"
 LOGIN_BLOCK_ID = "token"
@@ -122,6 +165,15 @@ class CardView(BaseModel):
     stoppable: bool = False
     # In a DM every message is a request; elsewhere only a mention (or an answer to a pause).
     in_dm: bool = False
+
+
+class PullRequestMark(BaseModel):
+    """A state someone set a pull request to from the final reply, and who."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    state: str
+    set_by: str
 
 
 class RenderedMessage(BaseModel):
@@ -465,13 +517,55 @@ def _truncate(mrkdwn: str, budget: int, web_url: str | None) -> str:
     return f"{kept}\n{note}"
 
 
-def _pr_line(pr: GithubPullRequestResponse) -> str:
+def _pr_line(pr: GithubPullRequestResponse, mark: PullRequestMark | None = None) -> str:
     title = " ".join((pr.title or "").split()) or f"Pull request {pr.id}"
     title = slack_escape(shorten(title, 200))
     line = f"• {_link(pr.url, title)}"
     if pr.head_branch_name:
         line += f" · {_code(pr.head_branch_name)}"
+    if mark is not None:
+        label = PR_STATE_LABELS.get(mark.state, _code(mark.state))
+        line += f" · *{label}*, set by {_mention(mark.set_by)}"
     return line
+
+
+def pr_button_value(run_id: int, pr_id: int) -> str:
+    return f"{run_id}:{pr_id}"
+
+
+def parse_pr_button_value(value: str | None) -> tuple[int, int] | None:
+    """(run id, pull request id) from a pull request button's value; None if it is not one."""
+    run, _, pr = (value or "").partition(":")
+    try:
+        return int(run), int(pr)
+    except ValueError:
+        return None
+
+
+def _pr_buttons(
+    run_id: int, pr: GithubPullRequestResponse, mark: PullRequestMark | None
+) -> dict[str, Any]:
+    elements: list[dict[str, Any]] = []
+    for action_id in _PR_BUTTONS.get(mark.state if mark else None, _PR_BUTTONS[None]):
+        button: dict[str, Any] = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": _PR_BUTTON_TEXT[action_id], "emoji": True},
+            "value": pr_button_value(run_id, pr.id),
+            "action_id": action_id,
+        }
+        if action_id == PR_CLOSE_ACTION_ID:
+            button["confirm"] = {
+                "title": {"type": "plain_text", "text": "Close this pull request?"},
+                "text": {
+                    "type": "mrkdwn",
+                    "text": "Codegen will close it on GitHub. It can be reopened from here.",
+                },
+                "confirm": {"type": "plain_text", "text": "Close it"},
+                "deny": {"type": "plain_text", "text": "Keep it open"},
+            }
+        elements.append(button)
+    # One actions block per pull request: its id keeps the action ids apart in the message.
+    return {"type": "actions", "block_id": f"pr:{pr.id}", "elements": elements}
 
 
 def render_final_reply(
@@ -482,9 +576,13 @@ def render_final_reply(
     started_at: datetime | None = None,
     ended_at: datetime | None = None,
     stopped_by: str | None = None,
+    pr_buttons: bool = False,
+    pr_marks: dict[int, PullRequestMark] | None = None,
 ) -> RenderedMessage:
     """The reply posted in the thread when a run ends: state, summary and pull requests.
-    How long it ran is `started_at` → `ended_at` (else the run's `created_at` → `now`)."""
+    How long it ran is `started_at` → `ended_at` (else the run's `created_at` → `now`).
+    `pr_buttons`: each pull request gets Ready for review / Draft / Close buttons (those that
+    still make sense after its mark in `pr_marks`, the state someone set and who)."""
     emoji, state, kind = _final_state(run)
     run_ref = _link(run.web_url, f"#{run.id}")
     blocks: list[dict[str, Any]] = [
@@ -499,25 +597,37 @@ def render_final_reply(
         blocks.append(_section("_The agent left no summary._"))
 
     prs = run.github_pull_requests or []
+    marks = pr_marks or {}
     reserved = 3  # actions, context, and a "more pull requests" line
     if prs:
         heading = "*Pull request*" if len(prs) == 1 else f"*Pull requests ({len(prs)})*"
+        buttoned = 0
+        if pr_buttons:
+            # Each of the first pull requests: its line, then its own buttons.
+            for pr in prs[:PR_BUTTONS_LIMIT]:
+                if len(blocks) + 2 > BLOCKS_LIMIT - reserved:
+                    break
+                line = _pr_line(pr, marks.get(pr.id))
+                blocks.append(_section(f"{heading}\n{line}" if buttoned == 0 else line))
+                blocks.append(_pr_buttons(run.id, pr, marks.get(pr.id)))
+                buttoned += 1
         # (text, how many pull requests it lists), each section within Slack's limit.
         pr_sections: list[tuple[str, int]] = []
-        current, count = heading, 0
-        for pr in prs:
-            line = _pr_line(pr)
+        current, count = (heading if buttoned == 0 else ""), 0
+        for pr in prs[buttoned:]:
+            line = _pr_line(pr, marks.get(pr.id))
             if count and len(current) + 1 + len(line) > _CHUNK_CHARS:
                 pr_sections.append((current, count))
                 current, count = line, 0
             else:
-                current += "\n" + line
+                current = f"{current}\n{line}" if current else line
             count += 1
-        pr_sections.append((current, count))
+        if count:
+            pr_sections.append((current, count))
         room = max(1, BLOCKS_LIMIT - len(blocks) - reserved)
         shown_sections = pr_sections[:room]
         blocks.extend(_section(text) for text, _ in shown_sections)
-        hidden = len(prs) - sum(n for _, n in shown_sections)
+        hidden = len(prs) - buttoned - sum(n for _, n in shown_sections)
         if hidden > 0:
             more = f"…and {hidden} more pull request{'s' if hidden != 1 else ''}"
             blocks.append(_section(f"{more}: {_link(run.web_url, 'see the run')}"))

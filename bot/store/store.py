@@ -4,6 +4,7 @@
     store.budgets    shared call budgets (budgets.py) store.channels  channel defaults
     store.events     Slack deliveries already seen   store.stop_refusals  where stop is refused
     store.tokens     people's own Codegen tokens, sealed (tokens.py)
+    store.pull_requests  states set from the final reply's buttons (pull_requests.py)
 
 Rows are handed out by lease (leases.py): every write by a holder is fenced on its token.
 """
@@ -21,6 +22,7 @@ from bot.store.channels import ChannelStore
 from bot.store.events import EventStore
 from bot.store.homes import HomeTabStore
 from bot.store.leases import Leases
+from bot.store.pull_requests import PullRequestStateStore
 from bot.store.requests import RequestStore
 from bot.store.runs import RunStore
 from bot.store.stops import StopRefusalStore
@@ -42,6 +44,7 @@ class Store:
         self.stop_refusals = StopRefusalStore(self.sessions)
         self.tokens = PersonalTokenStore(self.sessions)
         self.homes = HomeTabStore(self.sessions)
+        self.pull_requests = PullRequestStateStore(self.sessions)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -289,6 +289,23 @@ class StopRefusal(Base):
     refused_at: Mapped[datetime]
 
 
+class PullRequestState(Base):
+    """The state someone set a run's pull request to from the final reply's buttons (Codegen
+    accepted it): the reply is rendered again from these rows, by any replica, after a
+    restart too."""
+
+    __tablename__ = "pull_request_states"
+
+    # Codegen's id of the pull request (`github_pull_requests[].id`).
+    pr_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    run_id: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(32))  # open, closed, draft, ready_for_review
+    set_by: Mapped[str] = mapped_column(String(32))  # the Slack user who pressed
+    set_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_pull_request_states_run", "run_id"),)
+
+
 class SeenEvent(Base):
     """Slack event ids already handled, so a retried delivery produces nothing new."""
 

@@ -552,7 +552,9 @@ def readme_examples() -> list[str]:
             )
         ],
     )
-    final = render_final_reply(run=run, requester_id="U0ALICE", now=start + timedelta(minutes=12))
+    final = render_final_reply(
+        run=run, requester_id="U0ALICE", now=start + timedelta(minutes=12), pr_buttons=True
+    )
     return [render_text(card), render_text(final)]
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from bot.clock import FakeClock
 from bot.metrics import Metrics
-from bot.runs.budget import CREATE, READ, OrgBudget
+from bot.runs.budget import CREATE, PR_EDIT, READ, OrgBudget
 from bot.runs.dispatcher import queue_note, round_eta
 from bot.store.store import Store
 
@@ -47,6 +47,21 @@ async def test_the_trackers_reserve_leaves_reads_for_the_dispatcher(
     assert lookups == 4
     clock.advance(31)  # 30 s window + margin
     assert await org.try_spend(READ, reserve=4) == 0
+
+
+async def test_thirty_pull_request_edits_a_minute_per_token_apart_from_the_reads(
+    store: Store, clock: FakeClock
+) -> None:
+    org = budget(store, clock)
+    person = org.for_token("0123456789abcdef")
+    assert [await org.try_spend(PR_EDIT) for _ in range(30)] == [0] * 30
+    assert await org.try_spend(PR_EDIT) == 61  # 60 s window + margin
+    assert await person.try_spend(PR_EDIT) == 0  # a person's own token counts apart
+    # None of it touched the reads the tracker polls with, nor the creates.
+    assert await org.try_spend(READ, reserve=59) == 0
+    assert await org.try_spend(CREATE) == 0
+    clock.advance(61)
+    assert await org.try_spend(PR_EDIT) == 0
 
 
 async def test_a_429_blocks_the_org_and_moves_every_start(store: Store, clock: FakeClock) -> None:

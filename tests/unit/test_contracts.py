@@ -17,6 +17,7 @@ from bot.slack.cards import phase_reaction, status_reaction
 from bot.slack.manifest import BOT_SCOPES, load_manifest
 from bot.slack.render import (
     LOGIN_VIEW_ID,
+    PR_ACTION_STATES,
     STOP_RUN_ACTION_ID,
     VIEW_RUN_ACTION_ID,
     CardView,
@@ -138,6 +139,10 @@ def test_every_slack_event_action_and_scope_is_documented() -> None:
     }
     assert events <= spans, events - spans
     assert {VIEW_RUN_ACTION_ID, STOP_RUN_ACTION_ID} <= spans
+    assert set(PR_ACTION_STATES) <= spans, set(PR_ACTION_STATES) - spans
+    for action_id, state in PR_ACTION_STATES.items():  # each row names the state it asks for
+        [row] = [line for line in slack.splitlines() if line.startswith(f"| `{action_id}`")]
+        assert f"`{state}`" in row, action_id
     assert f"`{LOGIN_VIEW_ID}`" in slack  # the login modal's callback id
     assert set(BOT_SCOPES) <= spans, set(BOT_SCOPES) - spans
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == set(BOT_SCOPES)

@@ -9,8 +9,9 @@ our client happens to expect, so the bot can be exercised end to end without an 
 
 Endpoints: POST /v1/organizations/{org_id}/agent/run, GET …/agent/run/{id}, GET …/agent/runs,
 POST …/agent/run/resume, POST /v1/beta/organizations/{org_id}/agent/run/stop (undocumented;
-Codegen's Raycast client calls it), GET /v1/users/me, GET …/users, GET …/repos, and a human
-page at GET /runs/{id} (the run's `web_url`).
+Codegen's Raycast client calls it), PATCH …/prs/{pr_id} (a pull request's state),
+GET /v1/users/me, GET …/users, GET …/repos, and a human page at GET /runs/{id} (the run's
+`web_url`).
 
 Behaviour
 - People and tokens: `state.tokens` maps each accepted token to its user and organizations:
@@ -36,6 +37,10 @@ Behaviour
 - Stop: a run in progress or PAUSED ends as STOPPED, `state.stop_seconds` later (0 by
   default); an ended one → 422, an unknown id → 404. It counts against the read window.
   `state.stop_supported = False` answers 404 "Not Found", as an API without the endpoint would.
+- Pull requests: a COMPLETE run's one pull request has id 70000 + the run's id. PATCH
+  …/prs/{pr_id} with `{"state": open|closed|draft|ready_for_review}` keeps the state in
+  `state.pr_states[pr_id]` and answers an EditPRResponse (`success: true`); a pull request no
+  completed run has → 404. Its own limit: `pr_edits_per_minute` (30) per token.
 - No repositories (`state.repos = []`) → create answers 404 NoReposFoundInOrg; a `repo_id` not in
   `state.repos` → 422 on `repo_id`.
 
@@ -47,7 +52,9 @@ by the next call that passes the rate limit, validation and auth:
   (a 5xx that happened after the work was done: the ambiguous case).
 - `fail_next_resume(status, …)`, `fail_next_read(status, …, kind=None)` the same for resumes /
   any GET (or only the next GET of `kind`, e.g. "list_users");
-  `fail_next_stop(status, *, message=None)` for the next stop.
+  `fail_next_stop(status, *, message=None)` for the next stop;
+  `fail_next_pr_edit(status, *, message=None, retry_after=None)` for the next pull request
+  edit, and `refuse_next_pr_edit(error)` makes it answer 200 `{"success": false, "error"}`.
 - `delay_next_create(seconds)`, `delay_next_read(seconds)` answer late (wall time, so the
   client's timeout can fire; the run is created only after the delay).
 - `create_then_hang(seconds)` create the run at once, then hold the answer: a client timeout

@@ -28,6 +28,8 @@ from bot.codegen.models import (
     ApiAgentRunSourceType,
     APIRateLimitErrorResponse,
     CreateAgentRunInput,
+    EditPRInput,
+    EditPRResponse,
     NoReposFoundInOrgErrorResponse,
     PermissionsErrorResponse,
     ResumeAgentRunInput,
@@ -41,6 +43,7 @@ from bot.devtools.emulator.state import (
     LIST_RUNS,
     LIST_USERS,
     RESUME_RUN,
+    SET_PR_STATE,
     STOP_RUN,
     WEB_PAGE,
     Caller,
@@ -367,6 +370,33 @@ def create_emulator_app(state: EmulatorState) -> Starlette:
         call.run_id = run.id
         return _json(200, {"message": f"Agent run {run.id} is stopping"})
 
+    @endpoint(SET_PR_STATE, limiter=state.pr_edit_limiter)
+    async def set_pull_request_state(request: Request, call: ReceivedCall) -> Response:
+        org_id = _path_int(request, "org_id")
+        pr_id = _path_int(request, "pr_id")
+        body = _body(request.state.raw_body, EditPRInput)
+        if not authorized(request, org_id):
+            return _forbidden()
+        if state.script.pr_edit_failures:
+            return _scripted_response(SET_PR_STATE, state.script.pr_edit_failures.popleft())
+        run = state.pull_request_run(pr_id)
+        if run is None or run.organization_id != org_id:
+            return _json(404, {"detail": f"Pull request {pr_id} not found"})
+        call.run_id = run.id
+        pull_request = state._run_json(run)["github_pull_requests"][0]
+        if state.script.pr_edit_refusals:
+            error = state.script.pr_edit_refusals.popleft()
+            return _json(200, EditPRResponse(success=False, error=error).model_dump(mode="json"))
+        state.pr_states[pr_id] = body.state
+        answer = EditPRResponse(
+            success=True,
+            url=pull_request["url"],
+            number=run.id,
+            title=pull_request["title"],
+            state=body.state,
+        )
+        return _json(200, answer.model_dump(mode="json"))
+
     @endpoint(GET_RUN, limiter=state.read_limiter)
     async def get_run(request: Request, call: ReceivedCall) -> Response:
         run_id = _path_int(request, "agent_run_id")
@@ -462,6 +492,7 @@ def create_emulator_app(state: EmulatorState) -> Starlette:
         Route(f"{org}/agent/run/{{agent_run_id}}", get_run, methods=["GET"]),
         Route("/v1/beta/organizations/{org_id}/agent/run/stop", stop_run, methods=["POST"]),
         Route(f"{org}/agent/runs", list_runs, methods=["GET"]),
+        Route(f"{org}/prs/{{pr_id}}", set_pull_request_state, methods=["PATCH"]),
         Route("/v1/users/me", current_user, methods=["GET"]),
         Route(f"{org}/users", list_users, methods=["GET"]),
         Route(f"{org}/repos", list_repos, methods=["GET"]),

@@ -25,6 +25,9 @@ class EmulatorScript:
         self.resume_failures: deque[ScriptedFailure] = deque()
         self.read_failures: deque[ScriptedFailure] = deque()
         self.stop_failures: deque[ScriptedFailure] = deque()
+        self.pr_edit_failures: deque[ScriptedFailure] = deque()
+        # The next pull request edits answer 200 with `success: false` and this `error`.
+        self.pr_edit_refusals: deque[str] = deque()
         self.create_delays: deque[float] = deque()
         self.read_delays: deque[float] = deque()
         self.create_hangs: deque[float] = deque()
@@ -78,6 +81,22 @@ class EmulatorScript:
 
     def fail_next_stop(self, status: int, *, message: str | None = None, times: int = 1) -> None:
         self.stop_failures.extend([ScriptedFailure(status, message)] * times)
+
+    def fail_next_pr_edit(
+        self,
+        status: int,
+        *,
+        message: str | None = None,
+        retry_after: float | str | None = None,
+        times: int = 1,
+    ) -> None:
+        """The next pull request edit answers `status` (403: no write permission, 429, …)."""
+        failure = ScriptedFailure(status, message, retry_after)
+        self.pr_edit_failures.extend([failure] * times)
+
+    def refuse_next_pr_edit(self, error: str, *, times: int = 1) -> None:
+        """The next pull request edit answers 200 `{"success": false, "error": error}`."""
+        self.pr_edit_refusals.extend([error] * times)
 
     def delay_next_create(self, seconds: float) -> None:
         self.create_delays.append(seconds)

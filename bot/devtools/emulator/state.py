@@ -27,6 +27,9 @@ from bot.devtools.emulator.scripting import EmulatorScript
 FIRST_RUN_ID: Final = 1000
 CREATE_WINDOW_SECONDS: Final = 60.0
 READ_WINDOW_SECONDS: Final = 30.0
+PR_EDIT_WINDOW_SECONDS: Final = 60.0
+# A completed run's pull request id: this plus the run's id.
+FIRST_PR_ID: Final = 70000
 
 # The kinds of calls, named like the client's endpoints.
 CREATE_RUN: Final = "create_run"
@@ -38,6 +41,7 @@ LIST_USERS: Final = "list_users"
 LIST_REPOS: Final = "list_repos"
 WEB_PAGE: Final = "web_page"
 STOP_RUN: Final = "stop_run"
+SET_PR_STATE: Final = "set_pull_request_state"
 # What a stopped run shows (Codegen's own clients know STOPPED and CANCELLED).
 STOPPED_STATUS: Final = "STOPPED"
 
@@ -183,6 +187,7 @@ class EmulatorState:
         active_seconds: float = 3.0,
         create_per_minute: int = 10,
         reads_per_30s: int = 60,
+        pr_edits_per_minute: int = 30,
     ) -> None:
         self.token = token
         self.org_id = org_id
@@ -195,6 +200,11 @@ class EmulatorState:
         self.read_limiter = SlidingWindowLimiter(
             limit=reads_per_30s, window_seconds=READ_WINDOW_SECONDS
         )
+        self.pr_edit_limiter = SlidingWindowLimiter(
+            limit=pr_edits_per_minute, window_seconds=PR_EDIT_WINDOW_SECONDS
+        )
+        # The state each pull request was last set to (PATCH …/prs/{pr_id}).
+        self.pr_states: dict[int, str] = {}
         self.script = EmulatorScript()
         self.me = UserResponse(
             id=7,
@@ -301,9 +311,17 @@ class EmulatorState:
         run = self.runs[run_id]
         run.stops_at = self.clock.now() + timedelta(seconds=self.stop_seconds)
 
+    def pull_request_run(self, pr_id: int) -> EmulatedRun | None:
+        """The run whose pull request `pr_id` is (it has one once COMPLETE), else None."""
+        run = self.runs.get(pr_id - FIRST_PR_ID)
+        if run is None or self._status(run) != "COMPLETE":
+            return None
+        return run
+
     def clear_rate_limits(self) -> None:
         self.create_limiter.clear()
         self.read_limiter.clear()
+        self.pr_edit_limiter.clear()
 
     def release_holds(self) -> None:
         """End every delayed answer now (used when the server stops)."""
@@ -374,7 +392,7 @@ class EmulatorState:
             result = f"I made the requested change and opened a pull request in {repo_name}."
             pull_requests = [
                 {
-                    "id": 70000 + run.id,
+                    "id": FIRST_PR_ID + run.id,
                     "title": f"Codegen: {short_prompt}",
                     "url": f"https://github.com/{repo_name}/pull/{run.id}",
                     "created_at": ended.isoformat(),

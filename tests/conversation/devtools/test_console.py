@@ -370,3 +370,32 @@ async def test_the_console_logs_a_person_in_with_their_own_token(sqlite_url: str
     assert "Logged in as erin@example.com" in text
     assert "your own Codegen token (erin@example.com" in text
     assert [c.caller_id for c in creates] == [erin.id]
+
+
+async def test_the_console_presses_a_pull_request_button_on_the_final_reply(
+    sqlite_url: str,
+) -> None:
+    out = io.StringIO()
+    async with Console.start(
+        console_settings(), database_url=sqlite_url, out=out, echo=True, **FAST
+    ) as console:
+        await converse(
+            console,
+            [
+                "/codegen write docs",
+                "wait 20",
+                "as bob press ready for review",  # not the requester, nor an admin
+                "press ready for review",
+                "press nothing like it",
+            ],
+            wait=20,
+        )
+        assert console.emulator is not None
+        states = console.emulator.pr_states
+    text = out.getvalue()
+    print(text)
+    assert "[Ready for review]  [Draft]  [Close]" in text
+    assert "Only @you, the person who asked for run #1000, or an admin" in text
+    assert "Ready for review, set by @you" in text
+    assert "(no button [nothing like it] on the bot's messages)" in text
+    assert states == {71000: "ready_for_review"}

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.clock import FakeClock, full_jitter, parse_retry_after
@@ -215,6 +216,33 @@ async def test_resume_a_paused_run(
     resumed = await client.resume_run(ResumeAgentRunInput(agent_run_id=run.id, prompt="Use main"))
     assert resumed.status == "ACTIVE"
     assert state.resume_bodies() == [{"agent_run_id": run.id, "prompt": "Use main"}]
+
+
+async def test_a_pull_request_state_is_patched_and_a_refusal_on_200_comes_back_as_it_is(
+    client: CodegenClient, state: EmulatorState, clock: FakeClock
+) -> None:
+    run = await client.create_run(PROMPT)
+    clock.advance(10)
+    [pr] = (await client.get_run(run.id)).github_pull_requests or []
+    answer = await client.set_pull_request_state(pr.id, "ready_for_review")
+    assert (answer.success, answer.state, answer.number) == (True, "ready_for_review", run.id)
+    [call] = state.calls("set_pull_request_state")
+    assert (call.method, call.path) == ("PATCH", f"/v1/organizations/{ORG_ID}/prs/{pr.id}")
+    assert call.json == {"state": "ready_for_review"}
+    state.script.refuse_next_pr_edit("Pull request is already merged")
+    refused = await client.set_pull_request_state(pr.id, "closed")
+    assert (refused.success, refused.error) == (False, "Pull request is already merged")
+    assert state.pr_states == {pr.id: "ready_for_review"}
+    with pytest.raises(NotFound):
+        await client.set_pull_request_state(pr.id + 1, "draft")
+    with pytest.raises(ValidationError):  # a state the API lacks is never sent
+        await client.set_pull_request_state(pr.id, "merged")  # type: ignore[arg-type]
+    # The 31st in a minute is refused, and not retried (the caller's budget decides).
+    for _ in range(27):
+        await client.set_pull_request_state(pr.id, "draft")
+    with pytest.raises(RateLimited):
+        await client.set_pull_request_state(pr.id, "open")
+    assert len(state.calls("set_pull_request_state")) == 31
 
 
 async def test_users_and_repos(client: CodegenClient, state: EmulatorState) -> None:

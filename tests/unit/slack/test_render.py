@@ -15,9 +15,11 @@ from bot.slack.render import (
     BLOCKS_LIMIT,
     BUTTON_TEXT_LIMIT,
     CONTEXT_ELEMENTS_LIMIT,
+    PR_BUTTONS_LIMIT,
     SECTION_TEXT_LIMIT,
     TEXT_FALLBACK_LIMIT,
     CardView,
+    PullRequestMark,
     RenderedMessage,
     render_card,
     render_final_reply,
@@ -387,6 +389,31 @@ def test_many_pull_requests_stay_within_block_limits() -> None:
     assert "Pull requests (1000)" in shown
     assert "more pull requests" in shown
     assert message.blocks[-1]["type"] == "context"  # nothing important was cut off
+
+
+def test_pull_request_buttons_stay_within_block_limits_and_the_count_stays_right() -> None:
+    prs = [
+        {"id": 500 + i, "title": f"Change {i}", "url": f"https://github.com/a/b/pull/{i}"}
+        for i in range(40)
+    ]
+    marks = {501: PullRequestMark(state="closed", set_by="U2")}
+    message = render_final_reply(
+        run=_run(github_pull_requests=[{**pr, "created_at": "x"} for pr in prs]),
+        requester_id="U1",
+        now=NOW,
+        pr_buttons=True,
+        pr_marks=marks,
+    )
+    _assert_within_limits(message)
+    rows = [b for b in message.blocks if str(b.get("block_id", "")).startswith("pr:")]
+    assert [b["block_id"] for b in rows] == [f"pr:{500 + i}" for i in range(PR_BUTTONS_LIMIT)]
+    assert [e["action_id"] for e in rows[1]["elements"]] == ["pr_reopen"]  # closed by U2
+    assert {e["value"] for e in rows[0]["elements"]} == {"123:500"}
+    shown = _all_text(message)
+    assert "*Closed*, set by <@U2>" in shown
+    # Every pull request is listed once, with or without buttons.
+    assert all(f"Change {i}>" in shown for i in range(40))
+    assert "more pull request" not in shown
 
 
 def test_summary_markdown_becomes_mrkdwn_and_is_escaped() -> None:

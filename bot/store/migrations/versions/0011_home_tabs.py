@@ -1,7 +1,7 @@
 """App Home: who opened it and when it was last published; indexes on a person's runs
 
 Revision ID: 0011
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-03
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import bot.store.tables
 
 revision = "0011"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

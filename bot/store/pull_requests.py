@@ -1,0 +1,45 @@
+"""The states people set a run's pull requests to (the final reply's buttons), one row per
+pull request: the last state Codegen accepted wins."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.store.tables import PullRequestState
+
+
+class PullRequestStateStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def for_run(self, run_id: int) -> dict[int, PullRequestState]:
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(PullRequestState).where(PullRequestState.run_id == run_id)
+            )
+            return {row.pr_id: row for row in rows.all()}
+
+    async def record(
+        self, *, pr_id: int, run_id: int, state: str, set_by: str, now: datetime
+    ) -> None:
+        for attempt in range(2):
+            try:
+                async with self.sessions.begin() as session:
+                    row = await session.get(PullRequestState, pr_id)
+                    if row is None:
+                        session.add(
+                            PullRequestState(
+                                pr_id=pr_id, run_id=run_id, state=state, set_by=set_by, set_at=now
+                            )
+                        )
+                    else:
+                        row.run_id, row.state, row.set_by, row.set_at = run_id, state, set_by, now
+                return
+            except IntegrityError:
+                # Another replica inserted the row first: update it on the second try.
+                if attempt:
+                    raise

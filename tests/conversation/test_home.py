@@ -90,7 +90,7 @@ async def test_admins_see_the_allowlists_and_the_budgets(sqlite_url: str) -> Non
         assert "May start runs: everyone" in text and "In: <#C1>" in text
         assert "Admins (may stop any run and change channel defaults): <@U2>" in text
         assert "Creates: 1 of 10 spent in the last 1 min, 9 left" in text
-        assert "Reads:" in text
+        assert "Reads:" in text and "Pull request changes: 0 of 30 spent" in text
         await open_home(chat, "U1")
         assert "Admin:" not in home_text(chat, "U1")
         assert "add a health check" in home_text(chat, "U1")

@@ -52,6 +52,7 @@ from bot.secret_box import SecretBox
 from bot.slack.budget import SlackBudget
 from bot.slack.cards import RunCards
 from bot.slack.gateway import SlackGateway
+from bot.slack.sessions import AgentSessions
 from bot.store.db import create_engine, migrate
 from bot.store.leases import LEASE_SECONDS, RENEW_SECONDS
 from bot.store.store import Store
@@ -65,6 +66,8 @@ DISPATCH_SECONDS = 1.0
 REAP_SECONDS = 30.0
 PRUNE_SECONDS = 3600.0
 OPTIMIZE_SECONDS = 600.0
+# Agent session statuses Slack had no room for are sent again this often.
+SESSIONS_SECONDS = 5.0
 
 
 def default_replica_id() -> str:
@@ -95,6 +98,7 @@ class Runtime:
     members: Members
     metrics: Metrics
     home: AppHome
+    sessions: AgentSessions
     health: Health = field(default_factory=Health)
     traffic: AckTraffic = field(default_factory=AckTraffic)
     ticks: Ticks | None = None
@@ -111,6 +115,7 @@ class Runtime:
             Job("prune", PRUNE_SECONDS, self._prune),
             Job("optimize", OPTIMIZE_SECONDS, self.store.optimize),
             Job("home", HOME_TICK_SECONDS, self.home.tick),
+            Job("sessions", SESSIONS_SECONDS, self.sessions.tick),
         ]
 
     async def _renew(self) -> None:
@@ -230,7 +235,9 @@ async def build_runtime(
             timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False, verify=tls()
         )
     )
-    cards = RunCards(slack=slack, clock=clock)
+    sessions = AgentSessions(slack=slack, store=store, clock=clock)
+    await store.agent_sessions.forget_refusals()
+    cards = RunCards(slack=slack, clock=clock, sessions=sessions)
     budget = OrgBudget(
         store=store,
         clock=clock,
@@ -355,6 +362,7 @@ async def build_runtime(
         accounts=accounts,
         members=members,
         metrics=metrics,
+        sessions=sessions,
         home=AppHome(
             store=store,
             slack=slack,

@@ -311,6 +311,7 @@ async def check_database(settings: Settings, *, wait: float = TIMEOUT_SECONDS) -
         else:
             results.append(ok(migrated, "at the newest migration"))
             results.append(await _check_stop_refusal(engine, settings))
+            results.append(await _check_sessions(engine))
             results.append(await _check_sealed_tokens(engine, settings))
         return results
     finally:
@@ -336,6 +337,39 @@ async def _check_stop_refusal(engine: Any, settings: Settings) -> CheckResult:
         f"{refusal.message}); the Stop button is hidden until the bot restarts",
         "Nothing to fix in the bot: people stop runs in Codegen meanwhile. A restart offers "
         "the button again, in case Codegen has added the endpoint for this organization.",
+    )
+
+
+async def _check_sessions(engine: Any) -> CheckResult:
+    from bot.store.store import Store
+
+    try:
+        return await check_sessions(Store(engine))
+    except SQLAlchemyError as error:
+        return skip(SESSIONS_CHECK, f"not checked ({type(error).__name__})")
+
+
+SESSIONS_CHECK = "agent sessions"
+
+
+async def check_sessions(store: Any) -> CheckResult:
+    """Whether Slack took agent sessions where the running bot tried them (bot.slack.sessions):
+    it uses the card alone in a workspace that refused them, until it restarts."""
+    refused = await store.agent_sessions.all_refused()
+    if not refused:
+        return ok(
+            SESSIONS_CHECK,
+            "no workspace refused them: each run's thread is an agent session where Slack has them",
+        )
+    where = "; ".join(
+        f"workspace {r.team_id} since {r.refused_at:%Y-%m-%d %H:%M} UTC ({r.error})"
+        for r in refused
+    )
+    return warn(
+        SESSIONS_CHECK,
+        f"Slack refused agent sessions in {where}: the card alone is used there",
+        "Declare the app an agent (app settings → Agents, or features.agent_view in "
+        "manifest.yml) and reinstall it; the bot tries sessions again when it restarts.",
     )
 
 

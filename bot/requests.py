@@ -43,6 +43,9 @@ class Trigger(StrEnum):
     # A button on the bot's card or final reply (never a run's trigger: buttons stop runs
     # and change pull requests).
     BUTTON = "button"
+    # Slack's own stop button on a run thread's agent session (agent_session_stopped): only
+    # ever stops a run, like BUTTON.
+    AGENT_SESSION = "agent_session"
 
 
 class _Frozen(BaseModel):

@@ -80,6 +80,24 @@ def register(
     `set_pull_request_state` a PullRequestStateRequest (bot.runs.pull_requests);
     `home_opened(team_id=…, user_id=…)` publishes a person's App Home (bot.home)."""
 
+    @app.event("agent_session_stopped")
+    async def agent_session_stopped(event: dict[str, Any], body: dict[str, Any]) -> None:
+        """Slack's own stop button on a run thread's session: the card's Stop, by its user."""
+        channel, thread, user = event.get("channel"), event.get("thread_ts"), event.get("user")
+        if not (isinstance(channel, str) and isinstance(thread, str) and isinstance(user, str)):
+            return
+        stop(
+            StopRequest(
+                slack=SlackContext(
+                    team_id=str(body.get("team_id") or ""),
+                    channel_id=channel,
+                    user_id=user,
+                    thread_ts=thread,
+                    trigger=Trigger.AGENT_SESSION,
+                )
+            )
+        )
+
     @app.event("app_home_opened")
     async def app_home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
         # The Messages tab opens the DM with the bot: nothing to publish for it.

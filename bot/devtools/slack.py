@@ -68,6 +68,7 @@ from bot.slack.text import ts_key
 
 DEFAULT_SCOPES: tuple[str, ...] = (
     "app_mentions:read",
+    "assistant:write",
     "channels:history",
     "channels:read",
     "chat:write",
@@ -208,6 +209,11 @@ class FakeSlack:
         self.responses: list[ResponseUrlPost] = []
         self.ephemerals: list[dict[str, Any]] = []
         self.views: list[dict[str, Any]] = []  # modals opened (views.open), oldest first
+        # Agent sessions (agents.sessions.*): (channel, thread_ts) → status, title, initiator
+        # and every status set, oldest first. `sessions_error`: answer every session call
+        # with that error, as a workspace or app without sessions does (e.g. feature_disabled).
+        self.agent_sessions: dict[tuple[str, str], dict[str, Any]] = {}
+        self.sessions_error: str | None = None
         # App Home tabs published (views.publish): user id → each view published, oldest first.
         self.homes: dict[str, list[dict[str, Any]]] = {}
         self.faults: Counter[tuple[str, str]] = Counter()
@@ -247,6 +253,8 @@ class FakeSlack:
             "files.info": self._files_info,
             "views.open": self._views_open,
             "views.publish": self._views_publish,
+            "agents.sessions.setStatus": self._sessions_set_status,
+            "agents.sessions.rename": self._sessions_rename,
         }
 
         self.app = Starlette(
@@ -1237,6 +1245,48 @@ class FakeSlack:
         published = {"id": f"V{self._next_id():08d}", **view}
         self.homes.setdefault(user, []).append(published)
         return {"ok": True, "view": published}
+
+    def _sessions_set_status(self, call: SlackCall) -> dict[str, Any]:
+        if self.sessions_error:
+            raise SlackApiFailure(self.sessions_error)
+        channel = str(call.get("channel_id") or "")
+        status = call.get("status")
+        if not channel or status not in ("active", "processing", "suspended", "closed"):
+            raise SlackApiFailure("invalid_arguments")
+        thread = str(call.get("thread_ts") or "")
+        if not thread:
+            raise SlackApiFailure("thread_ts_required")
+        title = call.get("title")
+        if title is not None and not 1 <= len(str(title)) <= 200:
+            raise SlackApiFailure("invalid_title")
+        session = self.agent_sessions.get((channel, thread))
+        if session is None:  # created by the first call; title and initiator only then
+            session = {
+                "title": title,
+                "initiator_user_id": call.get("initiator_user_id"),
+                "statuses": [],
+            }
+            self.agent_sessions[(channel, thread)] = session
+        session["status"] = status
+        session["statuses"].append(status)
+        return {"ok": True}
+
+    def _sessions_rename(self, call: SlackCall) -> dict[str, Any]:
+        if self.sessions_error:
+            raise SlackApiFailure(self.sessions_error)
+        key = (str(call.get("channel_id") or ""), str(call.get("thread_ts") or ""))
+        title = str(call.get("title") or "")
+        if key not in self.agent_sessions:
+            raise SlackApiFailure("session_not_found")
+        if not 1 <= len(title) <= 200:
+            raise SlackApiFailure("invalid_title")
+        self.agent_sessions[key]["title"] = title
+        return {"ok": True}
+
+    def session_statuses(self, channel: str, thread_ts: str) -> list[str]:
+        """Every status the thread's agent session was given, oldest first ([] if none)."""
+        session = self.agent_sessions.get((channel, thread_ts))
+        return list(session["statuses"]) if session else []
 
     def home_of(self, user: str) -> dict[str, Any] | None:
         """The App Home tab `user` sees now (the last one published), None if never."""

@@ -241,7 +241,8 @@ class Preparer:
         and the new run has the new card. A finished run's card is left as it is."""
         if not previous.card_ts or previous.card_ts == new_card_ts or is_terminal(previous.status):
             return
-        await self.cards.show_run(previous, note=RETIRED_CARD_NOTE)
+        # A retired card says nothing of the session: the follow-up's card does.
+        await self.cards.show_run(previous, note=RETIRED_CARD_NOTE, session=False)
 
     async def _post_root(self, request_id: str, request: RunRequest) -> tuple[str, str]:
         """Post the message a slash command's run is threaded on: (channel, ts).

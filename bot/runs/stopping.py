@@ -36,7 +36,7 @@ from bot.errors import (
 from bot.intake.accounts import Accounts
 from bot.intake.replies import Replies
 from bot.logs import log_context
-from bot.requests import StopRequest
+from bot.requests import StopRequest, Trigger
 from bot.runs.budget import READ, OrgBudget
 from bot.slack.cards import RunCards
 from bot.store.store import Store
@@ -93,6 +93,19 @@ class Stopper:
                 log.exception("stopping a run failed unexpectedly")
                 text = "Something went wrong while asking Codegen to stop the run. Try again."
             await self.replies.to_requester(request, text)
+            if request.slack.trigger is Trigger.AGENT_SESSION:
+                await self._session_after_stop(request)
+
+    async def _session_after_stop(self, request: StopRequest) -> None:
+        """Slack leaves the session as it was when its stop button is pressed: a stop that
+        went through shows on the card (and the session with it); one that did not leaves
+        the run working, so the session is told again that it is, and offers the button."""
+        sessions, thread = self.cards.sessions, request.slack.thread_ts
+        if sessions is None or not thread:
+            return
+        run = await self._find(request)
+        if run is None or not run.stop_requested_by:
+            await sessions.resend(channel_id=request.slack.channel_id, thread_ts=thread)
 
     async def stop(self, request: StopRequest) -> str:
         """Ask Codegen to stop the run `request` names; what to tell the person who asked."""

@@ -61,6 +61,7 @@ METHOD_RATES: dict[str, Rate] = {
     "auth.test": TIER_4,
     "views.open": TIER_4,
     "views.publish": TIER_4,
+    "agents.sessions.setStatus": TIER_3,
 }
 #: chat.postMessage in one channel: 1 a second, with bursts of up to ten.
 CHANNEL_POST_RATE = Rate(10, 10.0)

@@ -36,6 +36,7 @@ from bot.slack.render import (
     render_card,
     render_final_reply,
 )
+from bot.slack.sessions import AgentSessions, session_status
 from bot.store.tables import FollowReason, QueuedRequest, ReplyKind, TrackedRun
 
 log = logging.getLogger(__name__)
@@ -149,9 +150,13 @@ def reply_metadata(run: TrackedRun, kind: ReplyKind) -> dict[str, Any]:
 class RunCards:
     """Renders a request's or run's state and puts it on its card, reactions included."""
 
-    def __init__(self, *, slack: SlackGateway, clock: Clock) -> None:
+    def __init__(
+        self, *, slack: SlackGateway, clock: Clock, sessions: AgentSessions | None = None
+    ) -> None:
         self.slack = slack
         self.clock = clock
+        # The thread's Slack agent session follows what the card shows (bot.slack.sessions).
+        self.sessions = sessions
         # False once Codegen refused a stop here (bot.runs.stopping): no Stop button until
         # the bot restarts.
         self.stop_offered = True
@@ -228,7 +233,7 @@ class RunCards:
             )
         message = render_card(self.request_view(row, note=note), now=self.clock.now())
         try:
-            return await self._put(
+            ts = await self._put(
                 channel=row.channel_id,
                 thread_ts=row.thread_ts,
                 card_ts=None,
@@ -238,6 +243,8 @@ class RunCards:
             )
         except SlackError:
             return None
+        await self._follow_request(row, "queued")
+        return ts
 
     async def show_request(
         self,
@@ -272,7 +279,19 @@ class RunCards:
             )
         except SlackError:
             return False
+        await self._follow_request(row, phase)
         return True
+
+    async def _follow_request(self, row: QueuedRequest, phase: Phase) -> None:
+        if self.sessions is not None:
+            await self.sessions.follow(
+                team_id=row.team_id,
+                channel_id=row.channel_id,
+                thread_ts=row.thread_ts,
+                status=session_status(phase),
+                prompt=(row.request_json or {}).get("prompt", row.prompt),
+                requester=row.user_id,
+            )
 
     async def show_request_failed(self, row: QueuedRequest, *, error: str) -> None:
         await self.show_request(row, phase="error", error=error)
@@ -311,7 +330,12 @@ class RunCards:
         return budget.wait_hint("chat.postMessage", channel=run.channel_id, priority=Priority.HIGH)
 
     async def show_run(
-        self, run: TrackedRun, *, note: str | None = None, react: bool = True
+        self,
+        run: TrackedRun,
+        *,
+        note: str | None = None,
+        react: bool = True,
+        session: bool = True,
     ) -> bool:
         """Put the run's state on its card (posting one if it has none: then `run.card_ts`
         changes and the caller stores it) and move the reaction on the triggering message.
@@ -336,6 +360,15 @@ class RunCards:
             return False
         except SlackError:
             pass  # refused for good: logged; the reactions and the run go on
+        if session and self.sessions is not None:
+            await self.sessions.follow(
+                team_id=run.team_id,
+                channel_id=run.channel_id,
+                thread_ts=run.thread_ts,
+                status=session_status(view.phase, stop_requested=bool(run.stop_requested_by)),
+                prompt=run.prompt,
+                requester=run.user_id,
+            )
         reaction = phase_reaction(view.phase)
         if react and reaction:
             await self.react(run.channel_id, run.message_ts, reaction, context=context)

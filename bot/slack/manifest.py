@@ -42,6 +42,7 @@ BOT_SCOPES: frozenset[str] = frozenset(
         "users:read.email",
         "channels:read",
         "groups:read",
+        "assistant:write",
     }
 )
 
@@ -64,6 +65,7 @@ CALLED_METHODS: frozenset[str] = frozenset(
         "files.info",
         "views.open",
         "views.publish",
+        "agents.sessions.setStatus",
         # `codegen-bot doctor`, with the app-level token (SLACK_APP_TOKEN), not the bot token.
         "apps.connections.open",
     }
@@ -100,6 +102,9 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "views.open": frozenset(),
     "views.publish": frozenset(),
     "views.update": frozenset(),
+    # Thread-based agent sessions need chat:write (docs.slack.dev/ai/agent-sessions).
+    "agents.sessions.setStatus": frozenset({"chat:write"}),
+    "agents.sessions.rename": frozenset({"chat:write"}),
 }
 
 #: Bot event → the scope Slack requires to deliver it.
@@ -112,6 +117,9 @@ EVENT_SCOPES: dict[str, frozenset[str]] = {
     "reaction_added": frozenset({"reactions:read"}),
     "reaction_removed": frozenset({"reactions:read"}),
     "app_home_opened": frozenset(),
+    # Slack's stop button on a session: sessions exist only for apps declared as agents,
+    # which is what assistant:write is.
+    "agent_session_stopped": frozenset({"assistant:write"}),
 }
 
 #: Scopes that add fields to a method's answer: `users.info` gives the profile's email only

@@ -25,6 +25,7 @@ from bot.store.leases import Leases
 from bot.store.pull_requests import PullRequestStateStore
 from bot.store.requests import RequestStore
 from bot.store.runs import RunStore
+from bot.store.sessions import AgentSessionStore
 from bot.store.stops import StopRefusalStore
 from bot.store.tables import QueuedRequest, RateSpend, RequestStatus, SeenEvent, TrackedRun
 from bot.store.tokens import PersonalTokenStore
@@ -44,6 +45,7 @@ class Store:
         self.stop_refusals = StopRefusalStore(self.sessions)
         self.tokens = PersonalTokenStore(self.sessions)
         self.homes = HomeTabStore(self.sessions)
+        self.agent_sessions = AgentSessionStore(self.sessions)
         self.pull_requests = PullRequestStateStore(self.sessions)
 
     async def dispose(self) -> None:

@@ -397,3 +397,33 @@ class HomeTab(Base):
     # When the view now in Slack was published (None: never yet). Replicas publish one
     # person's Home in turn: each moves it forward only from the value it read.
     published_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class AgentSession(Base):
+    """A thread the bot made a Slack agent session of (bot.slack.sessions): the status Slack
+    should show (`wanted`, from the card) and the last one it took (`sent`), so a status
+    that could not be sent is sent later, and none is sent twice."""
+
+    __tablename__ = "agent_sessions"
+
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    thread_ts: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200))
+    initiator_user_id: Mapped[str] = mapped_column(String(32))
+    wanted: Mapped[str] = mapped_column(String(16))
+    sent: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_agent_sessions_unsent", "wanted", "sent"),)
+
+
+class SessionSupport(Base):
+    """A workspace where Slack refused agent sessions (not an agent app, feature off): the
+    bot uses the card alone there, and the doctor says so."""
+
+    __tablename__ = "session_support"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    error: Mapped[str] = mapped_column(String(64))
+    refused_at: Mapped[datetime]

@@ -61,7 +61,8 @@ def test_every_metadata_key_sent_is_documented_and_nothing_else() -> None:
         code_spans(row[0])[0] for row in table_rows(section("Metadata sent with every run"))
     }
     assert documented == keys
-    triggers = {t.value for t in Trigger if t is not Trigger.BUTTON}  # a button starts no run
+    # A button or Slack's session stop starts no run.
+    triggers = {t.value for t in Trigger if t not in (Trigger.BUTTON, Trigger.AGENT_SESSION)}
     trigger_row = next(
         r for r in table_rows(section("Metadata sent with every run")) if "trigger" in r[0]
     )

@@ -269,7 +269,8 @@ KNOWN_BOT_SCOPES = _words(
 
 KNOWN_BOT_EVENTS = _words(
     """
-    app_home_opened app_mention app_requested app_uninstalled assistant_thread_started
+    agent_session_stopped app_home_opened app_mention app_requested app_uninstalled
+    assistant_thread_started
     assistant_thread_context_changed call_rejected channel_archive channel_created
     channel_deleted channel_history_changed channel_id_changed channel_left channel_rename
     channel_shared channel_unarchive channel_unshared dnd_updated_user emoji_changed
@@ -369,6 +370,7 @@ def test_manifest_content(manifest: dict[str, Any]) -> None:
     assert settings["org_deploy_enabled"] is False
     assert settings["token_rotation_enabled"] is False
     assert set(settings["event_subscriptions"]["bot_events"]) == {
+        "agent_session_stopped",
         "app_home_opened",
         "app_mention",
         "message.channels",

@@ -1,0 +1,96 @@
+"""Slack agent sessions: the status each run thread's session should show and the last one Slack
+took, and the workspaces where Slack refused sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.store.tables import AgentSession, SessionSupport
+
+
+class AgentSessionStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def want(
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        thread_ts: str,
+        title: str,
+        initiator_user_id: str,
+        status: str,
+        now: datetime,
+    ) -> AgentSession:
+        """Record the status the thread's session should show; the title and initiator are
+        kept from the first time (Slack takes them only when it creates the session)."""
+        async with self.sessions.begin() as session:
+            row = await session.get(AgentSession, (channel_id, thread_ts))
+            if row is None:
+                row = AgentSession(
+                    channel_id=channel_id,
+                    thread_ts=thread_ts,
+                    team_id=team_id,
+                    title=title[:200],
+                    initiator_user_id=initiator_user_id,
+                    wanted=status,
+                    sent=None,
+                    updated_at=now,
+                )
+                session.add(row)
+            elif row.wanted != status:
+                row.wanted, row.updated_at = status, now
+            return row
+
+    async def mark_sent(self, *, channel_id: str, thread_ts: str, status: str) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(AgentSession)
+                .where(AgentSession.channel_id == channel_id, AgentSession.thread_ts == thread_ts)
+                .values(sent=status)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def get(self, *, channel_id: str, thread_ts: str) -> AgentSession | None:
+        async with self.sessions() as session:
+            return await session.get(AgentSession, (channel_id, thread_ts))
+
+    async def unsent(self, *, limit: int) -> list[AgentSession]:
+        """Sessions whose status Slack has not taken yet (it was busy), in workspaces that
+        have sessions, the longest waiting first."""
+        refused = select(SessionSupport.team_id)
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(AgentSession)
+                .where(
+                    or_(AgentSession.sent.is_(None), AgentSession.sent != AgentSession.wanted),
+                    AgentSession.team_id.not_in(refused),
+                )
+                .order_by(AgentSession.updated_at)
+                .limit(limit)
+            )
+            return list(rows.all())
+
+    async def refused(self, team_id: str) -> SessionSupport | None:
+        async with self.sessions() as session:
+            return await session.get(SessionSupport, team_id)
+
+    async def all_refused(self) -> list[SessionSupport]:
+        async with self.sessions() as session:
+            return list((await session.scalars(select(SessionSupport))).all())
+
+    async def refuse(self, *, team_id: str, error: str, now: datetime) -> None:
+        async with self.sessions.begin() as session:
+            if await session.get(SessionSupport, team_id) is None:
+                session.add(SessionSupport(team_id=team_id, error=error, refused_at=now))
+
+    async def forget_refusals(self) -> None:
+        """At start: try sessions again (an admin may have declared the app an agent)."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                delete(SessionSupport).execution_options(synchronize_session=False)
+            )

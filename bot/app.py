@@ -40,6 +40,7 @@ from bot.intake.replies import Replies
 from bot.metrics import Metrics
 from bot.runs.budget import OrgBudget
 from bot.runs.dispatcher import Dispatcher
+from bot.runs.progress import Progress
 from bot.runs.reading import ListPages, Reader, ReadPlan
 from bot.runs.reporting import Reporter
 from bot.runs.stopping import Stopper
@@ -63,6 +64,7 @@ DISPATCH_SECONDS = 1.0
 REAP_SECONDS = 30.0
 PRUNE_SECONDS = 3600.0
 OPTIMIZE_SECONDS = 600.0
+PROGRESS_SECONDS = 1.0
 
 
 def default_replica_id() -> str:
@@ -95,11 +97,13 @@ class Runtime:
     traffic: AckTraffic = field(default_factory=AckTraffic)
     ticks: Ticks | None = None
     lease_seconds: float = LEASE_SECONDS
+    # The cards' progress lines from Codegen's run logs (None: CODEGEN_LOGS_PER_MINUTE=0).
+    progress: Progress | None = None
 
     def jobs(self) -> list[Job]:
         """What the scheduler fires: plain coroutines on intervals."""
         poll_every = min(1.0, self.settings.codegen_poll_min_seconds)
-        return [
+        jobs = [
             Job("dispatch", DISPATCH_SECONDS, self.dispatcher.tick),
             Job("poll", poll_every, self.tracker.tick),
             Job("renew", RENEW_SECONDS, self._renew),
@@ -107,6 +111,9 @@ class Runtime:
             Job("prune", PRUNE_SECONDS, self._prune),
             Job("optimize", OPTIMIZE_SECONDS, self.store.optimize),
         ]
+        if self.progress is not None:
+            jobs.append(Job("progress", PROGRESS_SECONDS, self.progress.tick))
+        return jobs
 
     async def _renew(self) -> None:
         """Keep this replica's leases while it lives; they lapse within LEASE_SECONDS of its
@@ -229,6 +236,7 @@ async def build_runtime(
         clock=clock,
         org_id=settings.effective_org_id,
         creates_per_minute=settings.codegen_create_per_minute,
+        logs_per_window=settings.codegen_logs_per_minute,
         metrics=metrics,
     )
     catalog = RepoCatalog(codegen=codegen, clock=clock, budget=budget)
@@ -321,6 +329,20 @@ async def build_runtime(
         clock=clock,
     )
     await stopper.forget_refusals()
+    progress = None
+    if settings.codegen_logs_per_minute > 0:
+        progress = Progress(
+            store=store,
+            codegen=codegen,
+            budget=budget,
+            cards=cards,
+            clock=clock,
+            replica_id=replica_id,
+            watchdog=watchdog,
+            lease_seconds=lease_seconds,
+            traffic=traffic,
+        )
+        await progress.forget_missing_endpoint()
     return Runtime(
         settings=settings,
         clock=clock,
@@ -339,6 +361,7 @@ async def build_runtime(
         metrics=metrics,
         lease_seconds=lease_seconds,
         traffic=traffic,
+        progress=progress,
     )
 
 

@@ -1,9 +1,12 @@
 """The organization's Codegen call budgets, kept in the store so every replica shares them.
 
 Codegen's limits (docs/contracts.md): 10 creates/min and 60 reads/30 s, never more in any
-window of that length. A create is stamped again when it leaves (`take`, then `left`), since
-the API's limiter counts it when it arrives; a small safety margin on each window covers the
-trip there.
+window of that length. Run logs (alpha, "60 per 60 s per token") have a small budget of their
+own (20 a minute by default): progress never takes a read from status polling, and the two
+together stay inside 60/30 s even if Codegen counts them in one pool.
+
+A create is stamped again when it leaves (`take`, then `left`), since the API's limiter counts
+it when it arrives; a small safety margin on each window covers the trip there.
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ log = logging.getLogger(__name__)
 
 CREATE = "create"
 READ = "read"
+LOGS = "logs"
 CREATE_WINDOW = 60.0
 READ_WINDOW = 30.0
 READS_PER_WINDOW = 60
+LOGS_WINDOW = 60.0
+LOGS_PER_WINDOW = 20
 
 
 class OrgBudget:
@@ -36,6 +42,7 @@ class OrgBudget:
         org_id: int,
         creates_per_minute: int,
         reads_per_window: int = READS_PER_WINDOW,
+        logs_per_window: int = LOGS_PER_WINDOW,
         margin: float = 1.0,
         metrics: Metrics | None = None,
         token: str | None = None,
@@ -50,6 +57,7 @@ class OrgBudget:
         self.limits = {
             CREATE: (creates_per_minute, CREATE_WINDOW + margin),
             READ: (reads_per_window, READ_WINDOW + margin),
+            LOGS: (logs_per_window, LOGS_WINDOW + margin),
         }
         self.metrics = metrics
 
@@ -84,6 +92,7 @@ class OrgBudget:
             org_id=self.org_id,
             creates_per_minute=self.limits[CREATE][0],
             reads_per_window=self.limits[READ][0],
+            logs_per_window=self.limits[LOGS][0],
             margin=self._margin,
             token=fingerprint,
         )

@@ -4,6 +4,7 @@
     store.budgets    shared call budgets (budgets.py) store.channels  channel defaults
     store.events     Slack deliveries already seen   store.stop_refusals  where stop is refused
     store.tokens     people's own Codegen tokens, sealed (tokens.py)
+    store.missing_endpoints  Codegen endpoints an organization lacks (endpoints.py)
 
 Rows are handed out by lease (leases.py): every write by a holder is fenced on its token.
 """
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from bot.clock import utc
 from bot.store.budgets import BudgetStore
 from bot.store.channels import ChannelStore
+from bot.store.endpoints import MissingEndpointStore
 from bot.store.events import EventStore
 from bot.store.leases import Leases
 from bot.store.requests import RequestStore
@@ -40,6 +42,7 @@ class Store:
         self.events = EventStore(self.sessions)
         self.stop_refusals = StopRefusalStore(self.sessions)
         self.tokens = PersonalTokenStore(self.sessions)
+        self.missing_endpoints = MissingEndpointStore(self.sessions)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

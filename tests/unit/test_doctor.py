@@ -36,6 +36,7 @@ ALL_CHECKS = [
     "database",
     "migrations",
     "codegen stop",
+    "progress",
     "personal tokens",
     "slack token",
     "slack scopes",

@@ -397,10 +397,9 @@ def _time_note(view: CardView, now: datetime) -> str:
 
 
 def _progress_line(step: ProgressStep) -> str:
-    """ "`file_edit` — Updating the login handler": the thought's first line, shortened."""
+    """ "`file_edit` — Updating the login handler": the thought on one line, shortened."""
     tool = _code(step.tool or "step")
-    first = next((line for line in step.thought.splitlines() if line.strip()), "")
-    thought = shorten_mrkdwn(slack_escape(" ".join(first.split())), PROGRESS_THOUGHT_CHARS)
+    thought = shorten_mrkdwn(slack_escape(" ".join(step.thought.split())), PROGRESS_THOUGHT_CHARS)
     return f"{tool} — {thought}" if thought else tool
 
 

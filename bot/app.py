@@ -3,7 +3,7 @@
     runtime = await build_runtime(settings)      # store, clients, intake, dispatcher, tracker
     bolt = build_bolt_app(runtime)               # the Slack listeners (handlers/)
     web = build_web_app(runtime, bolt)           # /slack/events, /healthz, /readyz, /metrics
-    runtime.start_ticks()                        # dispatch, poll, reap, prune
+    runtime.start_ticks()                        # dispatch, poll, progress, reap, prune
 
 Everything is built once, from the settings, and handed to the parts that use it; nothing
 below this module imports Runtime.

@@ -122,6 +122,10 @@ async def test_log_reads_stay_in_their_own_budget_and_status_polling_keeps_every
         assert most_in_window(times, seconds=60) <= 20  # the default CODEGEN_LOGS_PER_MINUTE
         assert chat.emulator.rate_limited_count == 0
         assert all(call.status == 200 for call in logs)
+        counted = chat.runtime.metrics.registry.get_sample_value(
+            "codegen_bot_codegen_calls_total", {"endpoint": RUN_LOGS, "status_code": "200"}
+        )
+        assert counted == len(logs)
         # The log reads were paid from their own bucket, none from the status reads'.
         spends = await chat.runtime.store.budgets.state(
             org_id=7, bucket=LOGS, window=3600.0, now=chat.clock.now()

@@ -3,7 +3,7 @@
     runtime = await build_runtime(settings)      # store, clients, intake, dispatcher, tracker
     bolt = build_bolt_app(runtime)               # the Slack listeners (handlers/)
     web = build_web_app(runtime, bolt)           # /slack/events, /healthz, /readyz, /metrics
-    runtime.start_ticks()                        # dispatch, poll, reap, prune
+    runtime.start_ticks()                        # dispatch, poll, progress, reap, prune
 
 Everything is built once, from the settings, and handed to the parts that use it; nothing
 below this module imports Runtime.
@@ -41,6 +41,7 @@ from bot.intake.replies import Replies
 from bot.metrics import Metrics
 from bot.runs.budget import OrgBudget
 from bot.runs.dispatcher import Dispatcher
+from bot.runs.progress import Progress
 from bot.runs.pull_requests import PullRequestStates
 from bot.runs.reading import ListPages, Reader, ReadPlan
 from bot.runs.reporting import Reporter
@@ -68,6 +69,7 @@ PRUNE_SECONDS = 3600.0
 OPTIMIZE_SECONDS = 600.0
 # Agent session statuses Slack had no room for are sent again this often.
 SESSIONS_SECONDS = 5.0
+PROGRESS_SECONDS = 1.0
 
 
 def default_replica_id() -> str:
@@ -103,11 +105,13 @@ class Runtime:
     traffic: AckTraffic = field(default_factory=AckTraffic)
     ticks: Ticks | None = None
     lease_seconds: float = LEASE_SECONDS
+    # The cards' progress lines from Codegen's run logs (None: CODEGEN_LOGS_PER_MINUTE=0).
+    progress: Progress | None = None
 
     def jobs(self) -> list[Job]:
         """What the scheduler fires: plain coroutines on intervals."""
         poll_every = min(1.0, self.settings.codegen_poll_min_seconds)
-        return [
+        jobs = [
             Job("dispatch", DISPATCH_SECONDS, self.dispatcher.tick),
             Job("poll", poll_every, self.tracker.tick),
             Job("renew", RENEW_SECONDS, self._renew),
@@ -117,6 +121,9 @@ class Runtime:
             Job("home", HOME_TICK_SECONDS, self.home.tick),
             Job("sessions", SESSIONS_SECONDS, self.sessions.tick),
         ]
+        if self.progress is not None:
+            jobs.append(Job("progress", PROGRESS_SECONDS, self.progress.tick))
+        return jobs
 
     async def _renew(self) -> None:
         """Keep this replica's leases while it lives; they lapse within LEASE_SECONDS of its
@@ -243,6 +250,7 @@ async def build_runtime(
         clock=clock,
         org_id=settings.effective_org_id,
         creates_per_minute=settings.codegen_create_per_minute,
+        logs_per_window=settings.codegen_logs_per_minute,
         metrics=metrics,
     )
     catalog = RepoCatalog(codegen=codegen, clock=clock, budget=budget)
@@ -345,6 +353,20 @@ async def build_runtime(
         replies=replies,
         clock=clock,
     )
+    progress = None
+    if settings.codegen_logs_per_minute > 0:
+        progress = Progress(
+            store=store,
+            codegen=codegen,
+            budget=budget,
+            cards=cards,
+            clock=clock,
+            replica_id=replica_id,
+            watchdog=watchdog,
+            lease_seconds=lease_seconds,
+            traffic=traffic,
+        )
+        await progress.forget_missing_endpoint()
     return Runtime(
         settings=settings,
         clock=clock,
@@ -373,6 +395,7 @@ async def build_runtime(
         ),
         lease_seconds=lease_seconds,
         traffic=traffic,
+        progress=progress,
     )
 
 

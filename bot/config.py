@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     codegen_create_per_minute: int = Field(default=10, ge=1)
     codegen_poll_min_seconds: float = Field(default=5.0, gt=0)
     codegen_poll_max_seconds: float = Field(default=60.0, gt=0)
+    # Run-log reads a minute for the cards' progress lines (their own budget; 0: no progress).
+    codegen_logs_per_minute: int = Field(default=20, ge=0, le=60)
 
     codegen_default_repo_id: int | None = Field(default=None, gt=0)
     codegen_default_model: str | None = None

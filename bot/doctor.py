@@ -312,6 +312,7 @@ async def check_database(settings: Settings, *, wait: float = TIMEOUT_SECONDS) -
             results.append(ok(migrated, "at the newest migration"))
             results.append(await _check_stop_refusal(engine, settings))
             results.append(await _check_sessions(engine))
+            results.append(await _check_progress(engine, settings))
             results.append(await _check_sealed_tokens(engine, settings))
         return results
     finally:
@@ -370,6 +371,34 @@ async def check_sessions(store: Any) -> CheckResult:
         f"Slack refused agent sessions in {where}: the card alone is used there",
         "Declare the app an agent (app settings → Agents, or features.agent_view in "
         "manifest.yml) and reinstall it; the bot tries sessions again when it restarts.",
+    )
+
+
+async def _check_progress(engine: Any, settings: Settings) -> CheckResult:
+    """Whether cards show live progress: off when Codegen answered 404 for its (alpha) run
+    logs endpoint since the bot started, or when CODEGEN_LOGS_PER_MINUTE is 0."""
+    from bot.runs.progress import RUN_LOGS
+    from bot.store.store import Store
+
+    name = "progress"
+    if settings.codegen_logs_per_minute == 0:
+        return ok(name, "progress is off (CODEGEN_LOGS_PER_MINUTE=0)")
+    try:
+        missing = await Store(engine).missing_endpoints.get(settings.effective_org_id, RUN_LOGS)
+    except SQLAlchemyError as error:
+        return skip(name, f"not checked ({type(error).__name__})")
+    if missing is None:
+        return ok(
+            name,
+            "cards show the latest steps from Codegen's run logs "
+            f"({settings.codegen_logs_per_minute} reads a minute)",
+        )
+    return warn(
+        name,
+        "Codegen has no run logs endpoint here: progress is off "
+        f"(404 at {missing.found_at:%Y-%m-%d %H:%M} UTC)",
+        "Nothing to fix in the bot: cards show the status as before. A restart asks again, "
+        "in case Codegen has added the endpoint (it is alpha).",
     )
 
 

@@ -21,7 +21,8 @@
         ├── Forbidden ............. 401/403: the token has no access to the organization
         ├── NotFound .............. 404
         │   ├── NoReposFound ...... on create: the organization has no repositories
-        │   └── RunNotFound ....... on get/resume: no such agent run
+        │   ├── RunNotFound ....... on get/resume/logs: no such agent run
+        │   └── NoLogsEndpoint .... on logs: the alpha endpoint is not there (progress off)
         ├── InvalidRequest ........ 422: a refused field, `detail` as the API gave it
         ├── RateLimited ........... 429: wait `retry_after` seconds (`retryable`)
         ├── Unavailable ........... 5xx, timeouts, connection errors (`retryable`; `ambiguous`
@@ -167,6 +168,11 @@ class NoReposFound(NotFound):
 
 class RunNotFound(NotFound):
     """404 on get/resume: no such agent run in this organization."""
+
+
+class NoLogsEndpoint(NotFound):
+    """404 from the (alpha) run logs endpoint that is not about the run: Codegen has no such
+    endpoint here, so progress is off."""
 
 
 class InvalidRequest(CodegenError):

@@ -18,7 +18,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.errors import SlackError
 from bot.intake.answers import Answers
-from bot.runs.budget import CREATE, PR_EDIT, READ, OrgBudget
+from bot.runs.budget import CREATE, LOGS, PR_EDIT, READ, OrgBudget
 from bot.slack.budget import Priority
 from bot.slack.gateway import SlackGateway
 from bot.slack.home import AdminView, BudgetLine, render_home
@@ -34,7 +34,12 @@ HOME_QUIET_SECONDS = 10.0
 HOMES_PER_TICK = 20
 RECENT_RUNS = 10
 CHANNELS_SHOWN = 3
-_BUDGET_NAMES = {CREATE: "Creates", READ: "Reads", PR_EDIT: "Pull request changes"}
+_BUDGET_NAMES = {
+    CREATE: "Creates",
+    READ: "Reads",
+    PR_EDIT: "Pull request changes",
+    LOGS: "Progress reads (run logs)",
+}
 
 
 class AppHome:

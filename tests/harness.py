@@ -362,6 +362,8 @@ class Conversation:
         await self.settle()
         await self.runtime.dispatcher.tick()
         await self.runtime.tracker.tick()
+        if self.runtime.progress is not None:
+            await self.runtime.progress.tick()
 
     async def advance(self, seconds: float, *, step: float = 1.0) -> None:
         """Let `seconds` pass on the shared clock, ticking every `step` as the scheduler

@@ -29,6 +29,7 @@ from bot.clock import Clock, SystemClock, full_jitter
 from bot.codegen.errors import error_for_response, error_for_transport
 from bot.codegen.models import (
     AgentRunResponse,
+    AgentRunWithLogsResponse,
     CreateAgentRunInput,
     EditPRInput,
     EditPRResponse,
@@ -188,6 +189,23 @@ class CodegenClient:
             "list_runs",
             f"/v1/organizations/{self._org_id}/agent/runs",
             Page[AgentRunResponse],
+            params=params,
+        )
+
+    async def run_logs(
+        self, run_id: int, *, limit: int, skip: int = 0, reverse: bool = True
+    ) -> AgentRunWithLogsResponse:
+        """GET /v1/alpha/…/agent/run/{id}/logs: a page of the run's steps, newest first with
+        `reverse`. Alpha: NoLogsEndpoint when the endpoint is not there (not the run)."""
+        params: dict[str, str | int] = {
+            "skip": skip,
+            "limit": limit,
+            "reverse": "true" if reverse else "false",
+        }
+        return await self._read(
+            "run_logs",
+            f"/v1/alpha/organizations/{self._org_id}/agent/run/{run_id}/logs",
+            AgentRunWithLogsResponse,
             params=params,
         )
 

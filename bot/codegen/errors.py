@@ -4,7 +4,9 @@ The classes themselves live in `bot.errors` (drawn there); this module only deci
 an answer is, carrying the server's own message (or, for 422, its `detail` list):
 
     402 → PlanLimitReached      403 (and 401) → Forbidden
-    404 on create → NoReposFound, on get/resume → RunNotFound, elsewhere → NotFound
+    404 on create → NoReposFound, on get/resume → RunNotFound, elsewhere → NotFound;
+        on run_logs → RunNotFound when the API answered about the run (a `message`), else
+        NoLogsEndpoint (a bare `{"detail": "Not Found"}`: the alpha path is not there)
     422 → InvalidRequest(detail=[...])      429 → RateLimited(retry_after=seconds)
     5xx → Unavailable(ambiguous=True)
     connect failure/timeout → Unavailable(ambiguous=False): the request never left
@@ -31,6 +33,7 @@ from bot.errors import (
     CodegenError,
     Forbidden,
     InvalidRequest,
+    NoLogsEndpoint,
     NoReposFound,
     NotFound,
     PlanLimitReached,
@@ -56,6 +59,10 @@ def error_for_response(endpoint: str, response: httpx.Response, *, now: datetime
             return NoReposFound(_message(body, NoReposFoundInOrgErrorResponse().message))
         if endpoint in ("get_run", "resume_run"):
             return RunNotFound(_message(body, AgentRunNotFoundErrorResponse().message))
+        if endpoint == "run_logs":
+            if isinstance(body, dict) and isinstance(body.get("message"), str):
+                return RunNotFound(body["message"])
+            return NoLogsEndpoint(_message(body, "Not Found"))
         return NotFound(_message(body, "Not found."))
     if status == 422:
         detail = _validation_detail(body)

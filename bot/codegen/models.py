@@ -98,6 +98,37 @@ class AgentRunResponse(_Response):
     metadata: dict[str, Any] | None = None
 
 
+class AgentRunLogResponse(_Response):
+    """One step of a run, from the alpha logs endpoint (its fields may change: all optional
+    but the run id, and unknown ones kept)."""
+
+    agent_run_id: int
+    created_at: str | None = None
+    tool_name: str | None = None
+    message_type: str | None = None  # ACTION, PLAN_EVALUATION, FINAL_ANSWER, ERROR, …
+    thought: str | None = None
+    observation: dict[str, Any] | str | None = None
+    tool_input: dict[str, Any] | None = None
+    tool_output: dict[str, Any] | str | None = None
+
+
+class AgentRunWithLogsResponse(_Response):
+    """A run with a page of its logs (`GET /v1/alpha/…/agent/run/{id}/logs`)."""
+
+    id: int
+    organization_id: int
+    status: str | None = None
+    created_at: str | None = None
+    web_url: str | None = None
+    result: str | None = None
+    metadata: dict[str, Any] | None = None
+    logs: list[AgentRunLogResponse] = Field(default_factory=list)
+    total_logs: int | None = None
+    page: int | None = None
+    size: int | None = None
+    pages: int | None = None
+
+
 class UserResponse(_Response):
     id: int
     email: str | None = None

@@ -1,9 +1,13 @@
 """The organization's Codegen call budgets, kept in the store so every replica shares them.
 
 Codegen's limits (docs/contracts.md): 10 creates/min, 60 reads/30 s and 30 pull request
-edits/min, never more in any window of that length. A create is stamped again when it leaves
-(`take`, then `left`), since the API's limiter counts it when it arrives; a small safety
-margin on each window covers the trip there.
+edits/min, never more in any window of that length. Run logs (alpha, "60 per 60 s per
+token") have a small budget of their own (20 a minute by default): progress never takes a
+read from status polling, and the two together stay inside 60/30 s even if Codegen counts
+them in one pool.
+
+A create is stamped again when it leaves (`take`, then `left`), since the API's limiter counts
+it when it arrives; a small safety margin on each window covers the trip there.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ READ_WINDOW = 30.0
 READS_PER_WINDOW = 60
 PR_EDIT_WINDOW = 60.0
 PR_EDITS_PER_WINDOW = 30
+# Run logs (live progress): a small budget of their own, never the tracker's reads.
+LOGS = "logs"
+LOGS_WINDOW = 60.0
+LOGS_PER_WINDOW = 20
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class OrgBudget:
         org_id: int,
         creates_per_minute: int,
         reads_per_window: int = READS_PER_WINDOW,
+        logs_per_window: int = LOGS_PER_WINDOW,
         margin: float = 1.0,
         metrics: Metrics | None = None,
         token: str | None = None,
@@ -66,6 +75,7 @@ class OrgBudget:
             CREATE: (creates_per_minute, CREATE_WINDOW + margin),
             READ: (reads_per_window, READ_WINDOW + margin),
             PR_EDIT: (PR_EDITS_PER_WINDOW, PR_EDIT_WINDOW + margin),
+            LOGS: (logs_per_window, LOGS_WINDOW + margin),
         }
         self.metrics = metrics
 
@@ -100,6 +110,7 @@ class OrgBudget:
             org_id=self.org_id,
             creates_per_minute=self.limits[CREATE][0],
             reads_per_window=self.limits[READ][0],
+            logs_per_window=self.limits[LOGS][0],
             margin=self._margin,
             token=fingerprint,
         )

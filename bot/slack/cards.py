@@ -29,8 +29,10 @@ from bot.errors import SlackError, SlackUnavailable
 from bot.slack.budget import Priority
 from bot.slack.gateway import POST_KEY, SlackGateway
 from bot.slack.render import (
+    PROGRESS_STEPS,
     CardView,
     Phase,
+    ProgressStep,
     PullRequestMark,
     RenderedMessage,
     render_card,
@@ -123,6 +125,18 @@ def follow_note(run: TrackedRun) -> str | None:
     else:
         why = f"Run #{run.follows_run_id} has ended"
     return f"{why}; started run #{run.id} with this thread as context."
+
+
+def progress_steps(run: TrackedRun) -> tuple[ProgressStep, ...]:
+    """The run's stored steps (bot.runs.progress), newest first; anything malformed skipped."""
+    steps: list[ProgressStep] = []
+    for item in run.progress or []:
+        if isinstance(item, dict) and isinstance(item.get("tool"), str):
+            thought = item.get("thought")
+            steps.append(
+                ProgressStep(tool=item["tool"], thought=thought if isinstance(thought, str) else "")
+            )
+    return tuple(steps[:PROGRESS_STEPS])
 
 
 def as_api_run(run: TrackedRun) -> AgentRunResponse:
@@ -300,8 +314,9 @@ class RunCards:
     # -- runs --------------------------------------------------------------------------------
 
     def run_view(self, run: TrackedRun, *, note: str | None = None) -> CardView:
+        phase = run_phase(run)
         return CardView(
-            phase=run_phase(run),
+            phase=phase,
             status=run.status,
             prompt=run.prompt,
             requester_id=run.user_id,
@@ -318,6 +333,7 @@ class RunCards:
             stop_requested_by=run.stop_requested_by,
             stoppable=self.stop_offered,
             in_dm=run.channel_id.startswith("D"),
+            progress=progress_steps(run) if phase == "running" else (),
         )
 
     def edit_wait(self, run: TrackedRun) -> float:
@@ -372,6 +388,28 @@ class RunCards:
         reaction = phase_reaction(view.phase)
         if react and reaction:
             await self.react(run.channel_id, run.message_ts, reaction, context=context)
+        return True
+
+    async def show_progress(self, run: TrackedRun, *, note: str | None = None) -> bool:
+        """Edit a running card for its new progress lines (`run.progress`), at LOW priority:
+        progress never takes Slack's room from a status change. No reactions. True when done
+        or refused for good; False when Slack has no room now."""
+        if not run.card_ts:
+            return False
+        message = render_card(self.run_view(run, note=note), now=self.clock.now())
+        try:
+            await self.slack.update(
+                channel=run.channel_id,
+                ts=run.card_ts,
+                text=message.text,
+                blocks=message.blocks,
+                context=f"run={run.id}",
+                priority=Priority.LOW,
+            )
+        except SlackUnavailable:
+            return False
+        except SlackError:
+            pass  # refused for good: logged by the gateway
         return True
 
     async def react(self, channel: str, ts: str | None, name: str, *, context: str = "") -> None:

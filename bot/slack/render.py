@@ -32,6 +32,7 @@ from bot.slack.text import (
     safe_url,
     sentence,
     shorten,
+    shorten_mrkdwn,
     slack_escape,
 )
 
@@ -41,6 +42,7 @@ __all__ = [
     "CONTEXT_ELEMENTS_LIMIT",
     "HEADER_LIMIT",
     "LOGIN_VIEW_ID",
+    "PROGRESS_STEPS",
     "PR_ACTION_STATES",
     "PR_CLOSE_ACTION_ID",
     "PR_DRAFT_ACTION_ID",
@@ -53,6 +55,7 @@ __all__ = [
     "VIEW_RUN_ACTION_ID",
     "CardView",
     "Phase",
+    "ProgressStep",
     "PullRequestMark",
     "RenderedMessage",
     "parse_pr_button_value",
@@ -79,6 +82,10 @@ FINAL_BODY_CHARS = 6000
 _CHUNK_CHARS = SECTION_TEXT_LIMIT - 100
 
 TRUNCATION_NOTE = "… (truncated, see the full run)"
+# A running card's latest steps from Codegen's logs: at most this many, each thought on one
+# line of at most PROGRESS_THOUGHT_CHARS.
+PROGRESS_STEPS = 5
+PROGRESS_THOUGHT_CHARS = 140
 VIEW_RUN_ACTION_ID = "view_run"
 STOP_RUN_ACTION_ID = "stop_run"
 # The final reply's buttons on each pull request: the state each one asks Codegen for.
@@ -136,6 +143,16 @@ Phase = Literal[
 ]
 
 
+class ProgressStep(BaseModel):
+    """One step of a run as its card shows it: the tool and what the agent thought (plain
+    text, escaped here when rendered)."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    tool: str
+    thought: str = ""
+
+
 class CardView(BaseModel):
     """Everything the status card shows; built by bot.slack.cards from the stored request or
     run."""
@@ -165,6 +182,8 @@ class CardView(BaseModel):
     stoppable: bool = False
     # In a DM every message is a request; elsewhere only a mention (or an answer to a pause).
     in_dm: bool = False
+    # The run's newest steps, newest first (shown only while it runs).
+    progress: tuple[ProgressStep, ...] = ()
 
 
 class PullRequestMark(BaseModel):
@@ -429,6 +448,21 @@ def _time_note(view: CardView, now: datetime) -> str:
     return f"started {format_duration(_seconds(start, now) or 0.0)} ago"
 
 
+def _progress_line(step: ProgressStep) -> str:
+    """ "`file_edit` — Updating the login handler": the thought on one line, shortened."""
+    tool = _code(step.tool or "step")
+    thought = shorten_mrkdwn(slack_escape(" ".join(step.thought.split())), PROGRESS_THOUGHT_CHARS)
+    return f"{tool} — {thought}" if thought else tool
+
+
+def _progress(view: CardView) -> dict[str, Any] | None:
+    """The latest steps as context lines, most recent first (a running card only)."""
+    if view.phase != "running" or not view.progress:
+        return None
+    lines = [_progress_line(step) for step in view.progress[:PROGRESS_STEPS]]
+    return _context(["*Latest steps*\n" + "\n".join(lines)])
+
+
 def render_card(view: CardView, *, now: datetime) -> RenderedMessage:
     """The one status card of a request, edited in place as the run moves on."""
     emoji, label, detail = _headline(view, now)
@@ -446,6 +480,9 @@ def render_card(view: CardView, *, now: datetime) -> RenderedMessage:
         extra.insert(0, f"⏹️ Stop requested by {_mention(view.stop_requested_by)}.")
     if extra:
         blocks.append(_context(extra))
+    progress = _progress(view)
+    if progress is not None:
+        blocks.append(progress)
     blocks.append(
         _context(
             [

@@ -176,6 +176,54 @@ class RunStore:
             limit=len(run_ids),
         )
 
+    async def claim_for_progress(
+        self,
+        *,
+        owner: str,
+        statuses: Sequence[str],
+        read_before: datetime,
+        now: datetime,
+        lease_seconds: float,
+        limit: int,
+    ) -> list[TrackedRun]:
+        """Runs working now (a status of `statuses`, a card, not ended) whose steps were not
+        read since `read_before`, newest activity first: the latest step seen, else the
+        latest status change."""
+        activity = func.coalesce(TrackedRun.progress_changed_at, TrackedRun.last_change_at)
+        rows = await self.leases.claim(
+            TrackedRun,
+            due=TrackedRun.tracking.is_(True)
+            & TrackedRun.finished_at.is_(None)
+            & TrackedRun.card_ts.is_not(None)
+            & func.upper(TrackedRun.status).in_(list(statuses))
+            & or_(
+                TrackedRun.progress_read_at.is_(None), TrackedRun.progress_read_at <= read_before
+            ),
+            order_by=(activity.desc(), TrackedRun.id.desc()),
+            owner=owner,
+            now=now,
+            lease_seconds=lease_seconds,
+            limit=limit,
+        )
+        return sorted(
+            rows, key=lambda run: run.progress_changed_at or run.last_change_at, reverse=True
+        )
+
+    async def record_progress(
+        self,
+        run_id: int,
+        *,
+        owner: str,
+        read_at: datetime,
+        steps: list[dict[str, Any]] | None = None,
+    ) -> bool:
+        """The run's steps were read at `read_at`; `steps`, when given, are now on its card.
+        Releases the run."""
+        values: dict[str, Any] = {"progress_read_at": read_at}
+        if steps is not None:
+            values.update(progress=steps, progress_changed_at=read_at)
+        return await self.leases.release(TrackedRun, run_id, owner, **values)
+
     async def release(
         self, run_id: int, *, owner: str, next_poll_at: datetime | None = None
     ) -> bool:

@@ -5,6 +5,7 @@
     store.events     Slack deliveries already seen   store.stop_refusals  where stop is refused
     store.tokens     people's own Codegen tokens, sealed (tokens.py)
     store.pull_requests  states set from the final reply's buttons (pull_requests.py)
+    store.missing_endpoints  Codegen endpoints an organization lacks (endpoints.py)
 
 Rows are handed out by lease (leases.py): every write by a holder is fenced on its token.
 """
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from bot.clock import utc
 from bot.store.budgets import BudgetStore
 from bot.store.channels import ChannelStore
+from bot.store.endpoints import MissingEndpointStore
 from bot.store.events import EventStore
 from bot.store.homes import HomeTabStore
 from bot.store.leases import Leases
@@ -47,6 +49,7 @@ class Store:
         self.homes = HomeTabStore(self.sessions)
         self.agent_sessions = AgentSessionStore(self.sessions)
         self.pull_requests = PullRequestStateStore(self.sessions)
+        self.missing_endpoints = MissingEndpointStore(self.sessions)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -262,6 +262,13 @@ class TrackedRun(Base):
     last_change_at: Mapped[datetime]
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
+    # The run's newest steps from Codegen's logs, newest first ({"tool", "thought"}: plain
+    # text, escaped when rendered), when they were last read, and when they last changed: the
+    # card's progress lines change at most once per read, reads of a run are 10 s apart.
+    progress: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    progress_read_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    progress_changed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
     lease_owner: Mapped[str | None] = mapped_column(String(80), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
@@ -304,6 +311,18 @@ class PullRequestState(Base):
     set_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_pull_request_states_run", "run_id"),)
+
+
+class MissingEndpoint(Base):
+    """An endpoint Codegen answered 404 for in this organization (the alpha run logs): the bot
+    stops calling it until it restarts, and the doctor says so. In the store so replicas agree."""
+
+    __tablename__ = "missing_endpoints"
+
+    org_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    endpoint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    found_at: Mapped[datetime]
 
 
 class SeenEvent(Base):

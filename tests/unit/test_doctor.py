@@ -37,6 +37,7 @@ ALL_CHECKS = [
     "migrations",
     "codegen stop",
     "agent sessions",
+    "progress",
     "personal tokens",
     "slack token",
     "slack scopes",

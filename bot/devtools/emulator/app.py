@@ -43,6 +43,7 @@ from bot.devtools.emulator.state import (
     LIST_RUNS,
     LIST_USERS,
     RESUME_RUN,
+    RUN_LOGS,
     SET_PR_STATE,
     STOP_RUN,
     WEB_PAGE,
@@ -65,6 +66,10 @@ class _PageQuery(BaseModel):
 class _RunsQuery(_PageQuery):
     user_id: int | None = None
     source_type: ApiAgentRunSourceType | None = None
+
+
+class _LogsQuery(_PageQuery):
+    reverse: bool = False
 
 
 class _StopInput(BaseModel):
@@ -410,6 +415,40 @@ def create_emulator_app(state: EmulatorState) -> Starlette:
             return _run_not_found()
         return _json(200, state._run_json(run))
 
+    @endpoint(RUN_LOGS, limiter=state.logs_limiter)
+    async def run_logs(request: Request, call: ReceivedCall) -> Response:
+        if not state.logs_supported:
+            return _json(404, {"detail": "Not Found"})  # as for a path the API does not have
+        run_id = _path_int(request, "agent_run_id")
+        org_id = _path_int(request, "org_id")
+        query = _query(request, _LogsQuery)
+        if not authorized(request, org_id):
+            return _forbidden()
+        # Only failures scripted for log reads: the others (and read delays) are the status
+        # reads' own, whatever the order progress and polling ask in.
+        failure = next((f for f in state.script.read_failures if f.kind == RUN_LOGS), None)
+        if failure is not None:
+            state.script.read_failures.remove(failure)
+            return _scripted_response(RUN_LOGS, failure)
+        run = state.runs.get(run_id)
+        if run is None or run.organization_id != org_id:
+            return _run_not_found()
+        logs = list(state.logs_of(run))
+        if query.reverse:
+            logs.reverse()
+        page = _page(logs, query)
+        data = state._run_json(run)
+        body = {key: data[key] for key in ("id", "organization_id", "status", "created_at")}
+        body.update(web_url=data["web_url"], result=data["result"], metadata=data["metadata"])
+        body.update(
+            logs=page["items"],
+            total_logs=page["total"],
+            page=page["page"],
+            size=page["size"],
+            pages=page["pages"],
+        )
+        return _json(200, body)
+
     @endpoint(LIST_RUNS, limiter=state.read_limiter)
     async def list_runs(request: Request, call: ReceivedCall) -> Response:
         org_id = _path_int(request, "org_id")
@@ -493,6 +532,11 @@ def create_emulator_app(state: EmulatorState) -> Starlette:
         Route("/v1/beta/organizations/{org_id}/agent/run/stop", stop_run, methods=["POST"]),
         Route(f"{org}/agent/runs", list_runs, methods=["GET"]),
         Route(f"{org}/prs/{{pr_id}}", set_pull_request_state, methods=["PATCH"]),
+        Route(
+            "/v1/alpha/organizations/{org_id}/agent/run/{agent_run_id}/logs",
+            run_logs,
+            methods=["GET"],
+        ),
         Route("/v1/users/me", current_user, methods=["GET"]),
         Route(f"{org}/users", list_users, methods=["GET"]),
         Route(f"{org}/repos", list_repos, methods=["GET"]),

@@ -30,6 +30,9 @@ READ_WINDOW_SECONDS: Final = 30.0
 PR_EDIT_WINDOW_SECONDS: Final = 60.0
 # A completed run's pull request id: this plus the run's id.
 FIRST_PR_ID: Final = 70000
+# Run logs: "60 requests per 60 seconds per API token" (alpha), counted apart from reads.
+LOGS_WINDOW_SECONDS: Final = 60.0
+LOGS_PER_WINDOW: Final = 60
 
 # The kinds of calls, named like the client's endpoints.
 CREATE_RUN: Final = "create_run"
@@ -42,6 +45,7 @@ LIST_REPOS: Final = "list_repos"
 WEB_PAGE: Final = "web_page"
 STOP_RUN: Final = "stop_run"
 SET_PR_STATE: Final = "set_pull_request_state"
+RUN_LOGS: Final = "run_logs"
 # What a stopped run shows (Codegen's own clients know STOPPED and CANCELLED).
 STOPPED_STATUS: Final = "STOPPED"
 
@@ -86,6 +90,9 @@ class EmulatedRun:
     pinned_at: datetime | None = None  # when it was pinned: a pinned COMPLETE ended then
     resume_prompts: list[str] = field(default_factory=list)
     stops_at: datetime | None = None  # an accepted stop takes effect then
+    # Its logs, oldest first, grown as it works (EmulatorState.logs_of).
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    last_step_at: datetime | None = None
 
     def status_at(self, now: datetime, *, pending_seconds: float, active_seconds: float) -> str:
         if self.stops_at is not None and now >= self.stops_at:
@@ -100,6 +107,15 @@ class EmulatedRun:
         if elapsed < pending + active_seconds:
             return "ACTIVE"
         return self.ending
+
+
+# The steps an emulated agent takes, in turn: (tool, thought).
+AGENT_STEPS: Final = (
+    ("ripgrep_search", "Looking for where the request is handled"),
+    ("file_view", "Reading the handler to see what it does now"),
+    ("file_edit", "Making the change the request asks for"),
+    ("run_command", "Running the tests to check the change"),
+)
 
 
 @dataclass(frozen=True)
@@ -205,6 +221,13 @@ class EmulatorState:
         )
         # The state each pull request was last set to (PATCH …/prs/{pr_id}).
         self.pr_states: dict[int, str] = {}
+        self.logs_limiter = SlidingWindowLimiter(
+            limit=LOGS_PER_WINDOW, window_seconds=LOGS_WINDOW_SECONDS
+        )
+        # A working run takes a step every this many (emulated) seconds.
+        self.step_seconds = 3.0
+        # The run logs endpoint is alpha: False answers 404 as for a path the API lacks.
+        self.logs_supported = True
         self.script = EmulatorScript()
         self.me = UserResponse(
             id=7,
@@ -322,6 +345,58 @@ class EmulatorState:
         self.create_limiter.clear()
         self.read_limiter.clear()
         self.pr_edit_limiter.clear()
+        self.logs_limiter.clear()
+
+    def logs_of(self, run: EmulatedRun) -> list[dict[str, Any]]:
+        """The run's logs as of now, oldest first: a step every `step_seconds` while it works
+        (after PENDING, until its leg ends, it is pinned to a status that is not working, or
+        a stop takes effect), and a final answer once it is COMPLETE."""
+        now = self.clock.now()
+        started = run.leg_started_at or run.created_at
+        pending = self.pending_seconds if run.leg_has_pending else 0.0
+        working_from = started + timedelta(seconds=pending)
+        if run.pinned_status is None:
+            until = min(now, self._leg_end(run))
+        elif run.pinned_status in ("ACTIVE", "RUNNING", "EVALUATION"):
+            until = now
+        else:
+            until = min(now, run.pinned_at or now)
+        if run.stops_at is not None:
+            until = min(until, run.stops_at)
+        step = timedelta(seconds=self.step_seconds)
+        at = max(working_from, run.last_step_at or working_from) + step
+        while at <= until:
+            tool, thought = AGENT_STEPS[len(run.logs) % len(AGENT_STEPS)]
+            run.logs.append(
+                {
+                    "agent_run_id": run.id,
+                    "created_at": at.isoformat(),
+                    "tool_name": tool,
+                    "message_type": "ACTION",
+                    "thought": f"{thought} (step {len(run.logs) + 1})",
+                    "observation": f"{tool} finished",
+                    "tool_input": {"step": len(run.logs) + 1},
+                    "tool_output": {"ok": True},
+                }
+            )
+            run.last_step_at = at
+            at += step
+        if self._status(run) == "COMPLETE" and (
+            not run.logs or run.logs[-1]["message_type"] != "FINAL_ANSWER"
+        ):
+            run.logs.append(
+                {
+                    "agent_run_id": run.id,
+                    "created_at": now.isoformat(),
+                    "tool_name": None,
+                    "message_type": "FINAL_ANSWER",
+                    "thought": "The change is done and a pull request is open.",
+                    "observation": None,
+                    "tool_input": None,
+                    "tool_output": None,
+                }
+            )
+        return run.logs
 
     def release_holds(self) -> None:
         """End every delayed answer now (used when the server stops)."""

@@ -23,7 +23,8 @@ HOURGLASS, CHECK, CROSS, EYES = "hourglass_flowing_sand", "white_check_mark", "x
 async def test_a_slash_command_ends_with_the_card_complete_the_summary_and_a_check(
     sqlite_url: str,
 ) -> None:
-    async with Conversation.start(database_url=sqlite_url) as chat:
+    # The card's status edits, in order: progress edits (test_progress.py) left out.
+    async with Conversation.start(database_url=sqlite_url, codegen_logs_per_minute=0) as chat:
         await chat.slash("fix the flaky login test repo=acme/web agent=claude_code")
         # Intake woke the dispatcher: the create went out without waiting for a tick.
         assert len(chat.emulator.created_bodies()) == 1

@@ -29,7 +29,8 @@ def _calls(chat: Conversation, method: str, outcome: str) -> float:
 async def test_a_429_on_the_card_edit_blocks_that_method_for_its_retry_after(
     sqlite_url: str,
 ) -> None:
-    async with Conversation.start(database_url=sqlite_url) as chat:
+    # Status edits only (no progress edits among them).
+    async with Conversation.start(database_url=sqlite_url, codegen_logs_per_minute=0) as chat:
         card = await _until_active(chat)
         chat.slack.rate_limit_next("chat.update", retry_after=7)
         await chat.run_until_idle()
@@ -57,7 +58,8 @@ async def test_a_429_on_the_card_edit_blocks_that_method_for_its_retry_after(
 
 
 async def test_a_5xx_on_the_card_edit_is_retried(sqlite_url: str) -> None:
-    async with Conversation.start(database_url=sqlite_url) as chat:
+    # Status edits only (no progress edits among them).
+    async with Conversation.start(database_url=sqlite_url, codegen_logs_per_minute=0) as chat:
         card = await _until_active(chat)
         chat.slack.server_error_next("chat.update", 503, times=2)
         await chat.run_until_idle()
@@ -74,7 +76,8 @@ async def test_a_5xx_on_the_card_edit_is_retried(sqlite_url: str) -> None:
 async def test_a_permanent_error_is_logged_with_the_run_and_tracking_goes_on(
     sqlite_url: str, error: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with Conversation.start(database_url=sqlite_url) as chat:
+    # Status edits only (no progress edits among them).
+    async with Conversation.start(database_url=sqlite_url, codegen_logs_per_minute=0) as chat:
         card = await _until_active(chat)
         chat.slack.fail_next("chat.update", error)
         with caplog.at_level(logging.WARNING, logger="bot.slack.gateway"):

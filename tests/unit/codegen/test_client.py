@@ -24,6 +24,7 @@ from bot.errors import (
     CodegenError,
     Forbidden,
     InvalidRequest,
+    NoLogsEndpoint,
     NoReposFound,
     NotFound,
     PlanLimitReached,
@@ -251,6 +252,36 @@ async def test_users_and_repos(client: CodegenClient, state: EmulatorState) -> N
     repos = await client.list_repos()
     assert {r.full_name for r in repos.items} >= {"acme/web", "acme/api"}
     assert client.org_id == ORG_ID
+
+
+async def test_run_logs_pages_through_the_steps_newest_first(
+    client: CodegenClient, state: EmulatorState, clock: FakeClock
+) -> None:
+    state.active_seconds = 30
+    run = await client.create_run(PROMPT)
+    clock.advance(1 + 3 * 7)  # pending, then seven steps
+    newest = await client.run_logs(run.id, limit=5)
+    assert (newest.id, newest.status, newest.total_logs, newest.pages) == (run.id, "ACTIVE", 7, 2)
+    assert (newest.logs[0].thought or "").endswith("(step 7)")
+    assert [entry.tool_name for entry in newest.logs[:2]] == ["file_edit", "file_view"]
+    oldest = await client.run_logs(run.id, limit=5, skip=5, reverse=False)
+    assert oldest.page == 2
+    assert [entry.thought for entry in oldest.logs] == [
+        "Reading the handler to see what it does now (step 6)",
+        "Making the change the request asks for (step 7)",
+    ]
+    assert state.calls("run_logs")[0].query == {"skip": "0", "limit": "5", "reverse": "true"}
+
+
+async def test_404_on_run_logs_tells_a_missing_run_from_a_missing_endpoint(
+    client: CodegenClient, state: EmulatorState
+) -> None:
+    with pytest.raises(RunNotFound):
+        await client.run_logs(31337, limit=5)
+    state.logs_supported = False
+    with pytest.raises(NoLogsEndpoint) as caught:
+        await client.run_logs(31337, limit=5)
+    assert not isinstance(caught.value, RunNotFound)
 
 
 # -- errors ------------------------------------------------------------------------------------

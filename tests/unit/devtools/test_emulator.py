@@ -541,3 +541,47 @@ async def test_each_token_is_a_person_with_their_own_runs_and_limits(
     assert (await http.get(RUNS, headers=outside)).status_code == 403
     state.revoke("erin-token-0001")
     assert (await http.get("/v1/users/me", headers=theirs)).status_code == 403
+
+
+# -- run logs (alpha) --------------------------------------------------------------------------
+
+
+async def test_logs_grow_as_a_run_works_and_stop_when_it_ends(
+    http: httpx.AsyncClient, state: EmulatorState, clock: FakeClock
+) -> None:
+    state.active_seconds = 12  # pending 1 s, then a step every 3 s: four steps
+    run_id = (await create(http)).json()["id"]
+    logs = f"/v1/alpha/organizations/{ORG_ID}/agent/run/{run_id}/logs"
+    assert (await http.get(logs)).json()["logs"] == []  # still PENDING
+    clock.advance(7.5)
+    first = (await http.get(logs)).json()
+    assert [e["tool_name"] for e in first["logs"]] == ["ripgrep_search", "file_view"]
+    assert {e["message_type"] for e in first["logs"]} == {"ACTION"}
+    clock.advance(60)
+    done = (await http.get(logs, params={"reverse": "true", "limit": 2})).json()
+    assert done["status"] == "COMPLETE"
+    assert (done["total_logs"], done["page"], done["size"], done["pages"]) == (5, 1, 2, 3)
+    assert [e["message_type"] for e in done["logs"]] == ["FINAL_ANSWER", "ACTION"]
+    assert done["logs"][1]["tool_name"] == "run_command"
+    assert (await http.get(logs, params={"limit": 0})).status_code == 422
+    assert (await http.get(f"/v1/alpha/organizations/{ORG_ID}/agent/run/9/logs")).json() == {
+        "message": "Agent run not found.",
+        "status_code": 404,
+    }
+
+
+async def test_logs_allow_sixty_a_minute_apart_from_reads_and_can_be_missing(
+    http: httpx.AsyncClient, state: EmulatorState, clock: FakeClock
+) -> None:
+    run_id = (await create(http)).json()["id"]
+    logs = f"/v1/alpha/organizations/{ORG_ID}/agent/run/{run_id}/logs"
+    for _ in range(60):
+        assert (await http.get(logs)).status_code == 200
+    refused = await http.get(logs)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) == 60
+    assert (await http.get(f"{RUN}/{run_id}")).status_code == 200  # reads are counted apart
+    assert len(state.calls("run_logs")) == 61 and len(state.calls("get_run")) == 1
+    clock.advance(60)
+    state.logs_supported = False
+    missing = await http.get(logs)
+    assert (missing.status_code, missing.json()) == (404, {"detail": "Not Found"})

@@ -19,6 +19,7 @@ from bot.slack.render import (
     SECTION_TEXT_LIMIT,
     TEXT_FALLBACK_LIMIT,
     CardView,
+    ProgressStep,
     PullRequestMark,
     RenderedMessage,
     render_card,
@@ -212,6 +213,27 @@ def test_prompt_cannot_ping_or_link() -> None:
     assert "<!channel>" not in message.text
     # The only mention is the requester, added by the bot.
     assert shown.count("<@") == 1
+
+
+def test_progress_lines_are_escaped_one_line_each_and_only_while_running() -> None:
+    steps = (
+        ProgressStep(tool="file_edit", thought="Ping <!channel> & <https://evil.example|here>"),
+        ProgressStep(tool="run`command", thought="first line\nsecond line " + "x" * 400),
+        *(ProgressStep(tool=f"tool_{n}", thought="") for n in range(6)),
+    )
+    running = render_card(_view("running", run_id=1000, progress=steps), now=NOW)
+    [block] = [b for b in running.blocks if "Latest steps" in json.dumps(b)]
+    [element] = block["elements"]
+    lines = element["text"].split("\n")[1:]
+    assert len(lines) == 5  # at most five, in the order given (newest first)
+    assert lines[0].startswith("`file_edit` — Ping &lt;!channel&gt; &amp; &lt;https:")
+    assert "<!channel>" not in element["text"] and "<https://evil" not in element["text"]
+    assert lines[1].startswith("`run'command` — first line second line xxx")
+    assert len(lines[1]) < 170 and lines[1].endswith("…")
+    assert lines[2] == "`tool_0`"
+    for phase in ("paused", "complete", "failed"):
+        shown = render_card(_view(phase, run_id=1000, progress=steps), now=NOW)
+        assert "Latest steps" not in _all_text(shown)
 
 
 def test_long_prompt_is_shortened_and_multiline_prompt_quoted() -> None:

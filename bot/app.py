@@ -33,6 +33,7 @@ from bot.http_clients import OnDemandClient, shared_tls
 from bot.intake.accounts import Accounts
 from bot.intake.answers import Answers
 from bot.intake.catalog import RepoCatalog
+from bot.intake.compose import Composer
 from bot.intake.context import ThreadContext
 from bot.intake.intake import Intake
 from bot.intake.members import Members
@@ -97,6 +98,7 @@ class Runtime:
     stopper: Stopper
     pull_requests: PullRequestStates
     accounts: Accounts
+    composer: Composer
     members: Members
     metrics: Metrics
     home: AppHome
@@ -154,6 +156,7 @@ class Runtime:
         await self.intake.idle()
         await self.stopper.idle()
         await self.home.idle()
+        await self.composer.idle()
         await self.pull_requests.idle()
         await self.dispatcher.idle()
 
@@ -376,6 +379,9 @@ async def build_runtime(
         http=http,
         slack_client=slack_client,
         intake=intake,
+        composer=Composer(
+            settings=settings, store=store, slack=slack, catalog=catalog, intake=intake
+        ),
         dispatcher=dispatcher,
         tracker=tracker,
         answers=answers,
@@ -433,6 +439,7 @@ def build_bolt_app(runtime: Runtime) -> AsyncApp:
         intake=runtime.intake,
         answers=runtime.answers,
         accounts=runtime.accounts,
+        composer=runtime.composer,
         stop=runtime.stopper.take,
         home_opened=runtime.home.opened,
         set_pull_request_state=runtime.pull_requests.take,

@@ -46,6 +46,15 @@ class Trigger(StrEnum):
     # Slack's own stop button on a run thread's agent session (agent_session_stopped): only
     # ever stops a run, like BUTTON.
     AGENT_SESSION = "agent_session"
+    # The run form, opened by `/codegen` with no text, submitted.
+    MODAL = "modal"
+    # The message shortcut "Send to Codegen": the form, prefilled from a message, submitted.
+    MESSAGE_SHORTCUT = "message_shortcut"
+
+    @property
+    def posts_root(self) -> bool:
+        """No message asked (a command, the blank form): the bot posts one to thread on."""
+        return self in (Trigger.SLASH_COMMAND, Trigger.MODAL)
 
 
 class _Frozen(BaseModel):
@@ -63,6 +72,8 @@ class SlackContext(_Frozen):
     message_ts: str | None = None
     trigger: Trigger
     permalink: str | None = None
+    # Whose message a shortcut sent to Codegen, when not the requester's own (None otherwise).
+    author_id: str | None = None
 
 
 class SlackFile(BaseModel):
@@ -119,6 +130,7 @@ class RunRequest(_Frozen):
                 "message_ts": self.slack.message_ts,
                 "trigger": self.slack.trigger.value,
                 "permalink": self.slack.permalink,
+                "author_id": self.slack.author_id,
             },
         }
 

@@ -21,10 +21,12 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from bot.errors import OptionError
 from bot.intake.accounts import Accounts
 from bot.intake.answers import Answers
+from bot.intake.compose import Composer
 from bot.intake.intake import STORE_UNAVAILABLE_TEXT, Admission, Intake
 from bot.intake.options import (
     HELP_TEXT,
     AccountCommand,
+    ComposeCommand,
     ConfigResetCommand,
     ConfigSetCommand,
     ConfigShowCommand,
@@ -45,7 +47,15 @@ from bot.requests import (
     StopRequest,
     Trigger,
 )
-from bot.slack.inbound import BlockAction, MessageEvent, SlashCommand
+from bot.slack.compose import COMPOSE_VIEW_ID, REPO_ID, SEND_TO_CODEGEN_ID, ComposeOrigin
+from bot.slack.inbound import (
+    BlockAction,
+    BlockSuggestion,
+    MessageEvent,
+    MessageShortcut,
+    SlashCommand,
+    ViewSubmission,
+)
 from bot.slack.render import (
     LOGIN_BLOCK_ID,
     LOGIN_INPUT_ID,
@@ -72,13 +82,70 @@ def register(
     intake: Intake,
     answers: Answers,
     accounts: Accounts,
+    composer: Composer,
     stop: Callable[[StopRequest], None],
     home_opened: Callable[..., None],
     set_pull_request_state: Callable[[PullRequestStateRequest], None],
 ) -> None:
     """`stop` takes a StopRequest and handles it after the ack (bot.runs.stopping);
     `set_pull_request_state` a PullRequestStateRequest (bot.runs.pull_requests);
-    `home_opened(team_id=…, user_id=…)` publishes a person's App Home (bot.home)."""
+    `home_opened(team_id=…, user_id=…)` publishes a person's App Home (bot.home); the run
+    form (`/codegen` alone, the "Send to Codegen" shortcut) is the composer's (bot.intake)."""
+
+    @app.shortcut(SEND_TO_CODEGEN_ID)
+    async def send_to_codegen(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        try:
+            shortcut = MessageShortcut.model_validate(body)
+        except ValidationError as error:
+            log.warning("ignoring a malformed shortcut: %s", error.errors()[0]["msg"])
+            return
+        message = shortcut.message
+        origin = ComposeOrigin(
+            team_id=shortcut.team.id if shortcut.team else context.team_id or "",
+            channel_id=shortcut.channel.id,
+            message_ts=message.ts,
+            thread_ts=message.thread_ts,
+            author_id=message.user,
+            files=tuple(message.files or ()),
+        )
+        told = await composer.open(
+            trigger_id=shortcut.trigger_id,
+            user_id=shortcut.user.id,
+            origin=origin,
+            text=_strip_mention(message.text or "", context.bot_user_id),
+        )
+        if told:
+            await composer.notify(trigger_id=shortcut.trigger_id, text=told)
+
+    @app.options(REPO_ID)
+    async def repo_search(ack: AsyncAck, body: dict[str, Any]) -> None:
+        try:
+            query = BlockSuggestion.model_validate(body).value
+        except ValidationError:
+            query = ""
+        await ack(options=await composer.repo_choices(query))
+
+    @app.view(COMPOSE_VIEW_ID)
+    async def run_form_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+        try:
+            submitted = ViewSubmission.model_validate(body)
+        except ValidationError as error:
+            log.warning("ignoring a malformed form submission: %s", error.errors()[0]["msg"])
+            await ack()
+            return
+        errors = await composer.submit(
+            user_id=submitted.user.id,
+            view_id=submitted.view.id,
+            metadata=submitted.view.private_metadata,
+            values=submitted.view.values,
+        )
+        if errors:
+            await ack(response_action="errors", errors=errors)
+        else:
+            await ack()
 
     @app.event("agent_session_stopped")
     async def agent_session_stopped(event: dict[str, Any], body: dict[str, Any]) -> None:
@@ -165,7 +232,14 @@ def register(
         except OptionError as error:
             await ack(response_type="ephemeral", text=error.message)
             return
-        if isinstance(parsed, HelpCommand):
+        if isinstance(parsed, ComposeCommand):
+            told = await composer.open(
+                trigger_id=slash.trigger_id or "",
+                user_id=user_id,
+                origin=ComposeOrigin(team_id=slash.team_id, channel_id=channel_id),
+            )
+            await ack(response_type="ephemeral", text=told) if told else await ack()
+        elif isinstance(parsed, HelpCommand):
             note = f"{parsed.note}\n\n" if parsed.note else ""
             await ack(response_type="ephemeral", text=note + HELP_TEXT)
         elif isinstance(parsed, AccountCommand):

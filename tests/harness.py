@@ -352,6 +352,99 @@ class Conversation:
         await self.settle()
         return dict(response.json()) if response.content else {}
 
+    async def _interaction(self, payload: dict[str, Any]) -> httpx.Response:
+        body = urlencode({"payload": json.dumps(payload)})
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        headers.update(self.signed_headers(body))
+        response = await self.http.post("/slack/events", content=body, headers=headers)
+        await self.settle()
+        return response
+
+    async def shortcut(
+        self, message_ts: str, *, user: str = "U1", channel: str = "C1"
+    ) -> httpx.Response:
+        """ "Send to Codegen" used on message `message_ts`, as Slack posts the message_action
+        (the message as Slack has it: text, author, thread, files)."""
+        stored = self.slack.message(channel, message_ts)
+        message = {
+            key: stored[key]
+            for key in ("type", "user", "text", "ts", "thread_ts", "files", "team")
+            if key in stored
+        }
+        return await self._interaction(
+            {
+                "type": "message_action",
+                "callback_id": "send_to_codegen",
+                "trigger_id": uuid.uuid4().hex,
+                "team": {"id": TEAM},
+                "user": {"id": user},
+                "api_app_id": "A0FAKEAPP",
+                "channel": {"id": channel},
+                "message_ts": message_ts,
+                "message": message,
+                "response_url": self.slack.response_url(),
+            }
+        )
+
+    def opened_view(self) -> dict[str, Any]:
+        """The newest modal the bot opened (views.open)."""
+        assert self.slack.views, "the bot opened no modal"
+        return dict(self.slack.views[-1]["view"])
+
+    async def suggest(self, query: str, *, action_id: str = "repo", user: str = "U1") -> Any:
+        """Type `query` into the open modal's external select: the options the bot answers."""
+        response = await self._interaction(
+            {
+                "type": "block_suggestion",
+                "team": {"id": TEAM},
+                "user": {"id": user},
+                "api_app_id": "A0FAKEAPP",
+                "action_id": action_id,
+                "block_id": action_id,
+                "value": query,
+                "view": self.opened_view(),
+            }
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["options"]
+
+    async def submit_form(
+        self, *, user: str = "U1", **fields: str | dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Submit the newest modal as the person left it: every input at its initial value but
+        `fields` (block id → text, an option's value, or an option). Returns the bot's answer
+        ({} when the modal just closes)."""
+        opened = self.opened_view()
+        state: dict[str, dict[str, Any]] = {}
+        for block in opened.get("blocks", []):
+            if block.get("type") != "input":
+                continue
+            element = block["element"]
+            block_id, kind = block["block_id"], element["type"]
+            given = fields.pop(
+                block_id, element.get("initial_value", element.get("initial_option"))
+            )
+            if kind == "plain_text_input":
+                value: dict[str, Any] = {"type": kind, "value": given}
+            else:
+                if isinstance(given, str):
+                    options = element.get("options") or []
+                    given = next(o for o in options if o["value"] == given)
+                value = {"type": kind, "selected_option": given}
+            state[block_id] = {element["action_id"]: value}
+        assert not fields, f"the modal has no input {sorted(fields)}"
+        response = await self._interaction(
+            {
+                "type": "view_submission",
+                "team": {"id": TEAM},
+                "user": {"id": user},
+                "api_app_id": "A0FAKEAPP",
+                "view": {**opened, "state": {"values": state}},
+            }
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json()) if response.content else {}
+
     # -- time passing ------------------------------------------------------------------------
 
     async def settle(self) -> None:

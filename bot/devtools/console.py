@@ -79,6 +79,7 @@ HELP = f"""\
 Type what you would type in Slack:
   /codegen <request> [repo=… model=… agent=…]   slash command in #{CHANNEL_NAME}
   /codegen help | status <run id> | list | config …
+  /codegen                                      open the run form (then: submit <request>)
   @codegen <request> [--image shot.png …]       mention in #{CHANNEL_NAME} (starts a thread)
   > <text> [--image shot.png]                   plain reply in the latest thread (answers
                                                 a paused run; `> @codegen …` follows up)
@@ -89,8 +90,9 @@ Type what you would type in Slack:
   press <button>                                press the newest button with that label
                                                 (stop, ready for review, draft, close, …)
   codegen person <name>                         someone with their own Codegen token (printed)
-  submit <text>                                 fill in and submit the form the bot opened
-                                                (/codegen login opens one; BOT_SECRET_KEY)
+  submit <text>                                 fill in the form's first field and submit it
+                                                (/codegen alone opens the run form;
+                                                /codegen login a token form: BOT_SECRET_KEY)
   as <name> <line>                              type one line as someone else (for admins,
                                                 allow-lists, membership: <name>@example.com;
                                                 the emulator's members are you and teammate)
@@ -403,10 +405,20 @@ class Console:
             return
         opened = self.slack.views[-1]["view"]
         state: dict[str, Any] = {}
+        filled = False
         for block in opened.get("blocks", []):
-            if block.get("type") == "input":
-                action = block["element"]["action_id"]
-                state[block["block_id"]] = {action: {"type": "plain_text_input", "value": text}}
+            if block.get("type") != "input":
+                continue
+            element = block["element"]
+            kind, action = element.get("type"), element["action_id"]
+            if kind == "plain_text_input":
+                # The first text field takes what was typed; the others stay as opened.
+                value = element.get("initial_value") if filled else text
+                filled = True
+                state[block["block_id"]] = {action: {"type": kind, "value": value}}
+            else:
+                chosen = element.get("initial_option")
+                state[block["block_id"]] = {action: {"type": kind, "selected_option": chosen}}
         body = {
             "type": "view_submission",
             "team": {"id": TEAM_ID},

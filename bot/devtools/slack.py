@@ -161,6 +161,26 @@ class SlackApiFailure(Exception):
         self.extra = extra
 
 
+def _check_modal(view: dict[str, Any]) -> None:
+    """The limits Slack enforces on a modal that a bot can get wrong (api.slack.com/surfaces/
+    modals, block kit reference): its title, private_metadata, block count, and text inputs
+    whose initial value is longer than they may hold."""
+    title = (view.get("title") or {}).get("text") or ""
+    if not title or len(title) > 24:
+        raise SlackApiFailure("invalid_arguments", detail="title must be 1–24 characters")
+    if len(view.get("private_metadata") or "") > 3000:
+        raise SlackApiFailure("invalid_arguments", detail="private_metadata over 3000 chars")
+    blocks = view.get("blocks") or []
+    if len(blocks) > 100:
+        raise SlackApiFailure("invalid_blocks")
+    for block in blocks:
+        element = block.get("element") or {}
+        if element.get("type") == "plain_text_input":
+            limit = min(int(element.get("max_length") or 3000), 3000)
+            if len(element.get("initial_value") or "") > limit:
+                raise SlackApiFailure("invalid_blocks", detail="initial_value over max_length")
+
+
 def _truthy(value: Any) -> bool:
     return value in (True, 1, "1", "true", "True", "TRUE")
 
@@ -1225,6 +1245,7 @@ class FakeSlack:
             view = json.loads(view)
         if not isinstance(view, dict) or view.get("type") != "modal":
             raise SlackApiFailure("invalid_arguments")
+        _check_modal(view)
         opened = {"id": f"V{self._next_id():08d}", **view}
         self.views.append({"trigger_id": trigger, "view": opened})
         return {"ok": True, "view": opened}

@@ -101,6 +101,12 @@ class HelpCommand(_Frozen):
     note: str | None = None
 
 
+class ComposeCommand(_Frozen):
+    """`/codegen` with no text: open the run form."""
+
+    kind: Literal["compose"] = "compose"
+
+
 class StatusCommand(_Frozen):
     kind: Literal["status"] = "status"
     run_id: int
@@ -146,6 +152,7 @@ class RunCommand(_Frozen):
 
 Command = (
     HelpCommand
+    | ComposeCommand
     | StatusCommand
     | StopCommand
     | AccountCommand
@@ -474,14 +481,14 @@ _LIST_WORDS = frozenset({"runs", "mine", "all"})
 def parse_command(text: str) -> Command:
     """Read the text of `/codegen …`.
 
-    `help` (or nothing) → HelpCommand; `status <run id>`; `list`; `config` (show),
-    `config key=value …` (set), `config reset`; anything else is a run request. A reserved word
-    followed by ordinary prose (`list the endpoints that …`, `help me fix …`) is a run request.
-    Raises OptionError with a message for the person who typed it.
+    nothing → ComposeCommand (the run form); `help` → HelpCommand; `status <run id>`; `list`;
+    `config` (show), `config key=value …` (set), `config reset`; anything else is a run request.
+    A reserved word followed by ordinary prose (`list the endpoints that …`, `help me fix …`) is
+    a run request. Raises OptionError with a message for the person who typed it.
     """
     stripped = strip_invisible(text)
     if not stripped:
-        return HelpCommand()
+        return ComposeCommand()
     words = stripped.split()
     head, rest = words[0].lower(), words[1:]
 
@@ -631,6 +638,7 @@ class _HelpLine:
 
 _COMMANDS = (
     _HelpLine("/codegen &lt;what to do&gt;", "start an agent run; I follow it in the thread"),
+    _HelpLine("/codegen", "a form: the request, with repository, model and agent pickers"),
     _HelpLine("/codegen status &lt;run id&gt;", "show where a run is (`#123` works too)"),
     _HelpLine("/codegen list", "your recent runs, with their status and links"),
     _HelpLine(
@@ -660,6 +668,8 @@ HELP_TEXT = "\n".join(
         "• Mention me in a channel: `@Codegen fix the flaky login test`; "
         "attach screenshots and I pass them on.",
         "• Send me a direct message.",
+        "• On any message: *Send to Codegen* (the message's ⋮ menu) opens the form prefilled "
+        "with it and its images; the run starts in its thread.",
         "• In a run's thread: reply to answer a paused agent; mention me to follow up; "
         "`@Codegen stop` stops the run.",
         "",

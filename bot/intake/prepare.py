@@ -128,8 +128,9 @@ class Preparer:
         options = await self._resolve_options(request)
         member = await self._member(request)
 
-        # Where to report. A slash command has no message: post a root message to thread on.
-        if slack.trigger is Trigger.SLASH_COMMAND:
+        # Where to report. A slash command (or the blank form) has no message: post a root
+        # message to thread on.
+        if slack.trigger.posts_root:
             if row.thread_ts:  # posted by an earlier, unfinished preparation
                 channel, thread_ts = row.channel_id, row.thread_ts
             else:
@@ -144,7 +145,7 @@ class Preparer:
         # A reply in a thread that already has a run continues that run: a resume while it
         # has not ended, else a new run that carries the thread (only a paused run resumes).
         previous = None
-        if slack.thread_ts and slack.trigger is not Trigger.SLASH_COMMAND:
+        if slack.thread_ts and not slack.trigger.posts_root:
             previous = await self.store.runs.latest_in_thread(
                 channel_id=channel, thread_ts=slack.thread_ts
             )

@@ -408,6 +408,7 @@ class Dispatcher:
             team_id=row.team_id,
             channel_id=row.channel_id,
             user_id=row.user_id,
+            author_id=(request_json.get("slack") or {}).get("author_id"),
             thread_ts=row.thread_ts,
             message_ts=row.message_ts,
             card_ts=row.card_ts,

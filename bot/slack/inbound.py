@@ -96,6 +96,55 @@ class BlockAction(_Lenient):
         return self.channel.id if self.channel is not None else self.container.channel_id
 
 
+class _ShortcutMessage(_Lenient):
+    ts: str = Field(min_length=1)
+    user: str | None = None
+    text: str | None = None
+    thread_ts: str | None = None
+    files: list[SlackFile] | None = None
+
+
+class MessageShortcut(_Lenient):
+    """A message shortcut ("Send to Codegen") used on `message`."""
+
+    type: Literal["message_action"]
+    callback_id: str
+    trigger_id: str = Field(min_length=1)
+    user: _Id
+    team: _Id | None = None
+    channel: _Id
+    message: _ShortcutMessage
+
+
+class _View(_Lenient):
+    id: str = Field(min_length=1)
+    callback_id: str | None = None
+    private_metadata: str | None = None
+    state: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def values(self) -> dict[str, Any]:
+        values = self.state.get("values")
+        return values if isinstance(values, dict) else {}
+
+
+class ViewSubmission(_Lenient):
+    """A modal submitted."""
+
+    type: Literal["view_submission"]
+    user: _Id
+    team: _Id | None = None
+    view: _View
+
+
+class BlockSuggestion(_Lenient):
+    """A search typed into an external select (the form's repository)."""
+
+    type: Literal["block_suggestion"]
+    action_id: str
+    value: str = ""
+
+
 class AnyEvent(_Lenient):
     type: str
 
@@ -109,6 +158,14 @@ class Interaction(_Lenient):
     """Block actions, shortcuts, view submissions: Bolt routes on `type`."""
 
     type: str
+
+
+_INTERACTIONS: dict[str, type[_Lenient]] = {
+    "block_actions": BlockAction,
+    "message_action": MessageShortcut,
+    "view_submission": ViewSubmission,
+    "block_suggestion": BlockSuggestion,
+}
 
 
 @dataclass(frozen=True)
@@ -212,8 +269,8 @@ def _shape_problem(payload: dict[str, Any]) -> str | None:
         elif payload.get("type") == "url_verification":
             if not isinstance(payload.get("challenge"), str):
                 return "url_verification without a challenge"
-        elif payload.get("type") == "block_actions":
-            BlockAction.model_validate(payload)
+        elif payload.get("type") in _INTERACTIONS:
+            _INTERACTIONS[payload["type"]].model_validate(payload)
         elif payload:
             Interaction.model_validate(payload)
     except ValidationError as error:

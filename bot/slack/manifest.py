@@ -201,6 +201,8 @@ def http_manifest(base_url: str, manifest: dict[str, Any] | None = None) -> dict
     interactivity = settings.setdefault("interactivity", {"is_enabled": True})
     if interactivity.get("is_enabled"):
         interactivity["request_url"] = url
+        # The run form's repository search (block_suggestion) is posted here.
+        interactivity["message_menu_options_url"] = url
     for command in data.get("features", {}).get("slash_commands", []) or []:
         command["url"] = url
     return data

@@ -163,6 +163,8 @@ class CardView(BaseModel):
     status: str | None = None  # the raw Codegen status, shown as-is when unknown
     prompt: str
     requester_id: str
+    # Whose message was sent to Codegen, when not the requester's (the message shortcut).
+    author_id: str | None = None
     run_id: int | None = None
     web_url: str | None = None
     options: ResolvedOptions = ResolvedOptions()
@@ -463,6 +465,14 @@ def _progress(view: CardView) -> dict[str, Any] | None:
     return _context(["*Latest steps*\n" + "\n".join(lines)])
 
 
+def _requested_by(view: CardView) -> str:
+    """Who asked, and whose message they sent when it was someone else's."""
+    asked = f"Requested by {_mention(view.requester_id)}"
+    if view.author_id and view.author_id != view.requester_id:
+        return f"{asked} from {_mention(view.author_id)}'s message"
+    return asked
+
+
 def render_card(view: CardView, *, now: datetime) -> RenderedMessage:
     """The one status card of a request, edited in place as the run moves on."""
     emoji, label, detail = _headline(view, now)
@@ -486,7 +496,7 @@ def render_card(view: CardView, *, now: datetime) -> RenderedMessage:
     blocks.append(
         _context(
             [
-                f"Requested by <@{view.requester_id}>",
+                _requested_by(view),
                 _describe_option("repo", view.options.repo, view.repo_label),
                 _describe_option("model", view.options.model),
                 _describe_option("agent", view.options.agent_type),

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: The newest migration's revision: bump it with every new migration.
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 # Any constant works: it only has to be the same for every replica of the bot.
 _PG_MIGRATION_LOCK = 0x636F6465
 

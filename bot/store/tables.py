@@ -227,6 +227,8 @@ class TrackedRun(Base):
     team_id: Mapped[str] = mapped_column(String(32))
     channel_id: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[str] = mapped_column(String(32))
+    # Whose message the run was made from, when someone else sent it (the message shortcut).
+    author_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     thread_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
     message_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
     card_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)

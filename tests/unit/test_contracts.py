@@ -14,6 +14,7 @@ import bot.intake.options as options_module
 from bot.codegen.models import IN_PROGRESS_STATUSES, KNOWN_FAILURE_STATUSES, classify_status
 from bot.requests import RunRequest, SlackContext, Trigger
 from bot.slack.cards import phase_reaction, status_reaction
+from bot.slack.compose import AGENT_ID, COMPOSE_VIEW_ID, MODEL_ID, PROMPT_ID, REPO_ID
 from bot.slack.manifest import BOT_SCOPES, load_manifest
 from bot.slack.render import (
     LOGIN_VIEW_ID,
@@ -145,6 +146,10 @@ def test_every_slack_event_action_and_scope_is_documented() -> None:
         [row] = [line for line in slack.splitlines() if line.startswith(f"| `{action_id}`")]
         assert f"`{state}`" in row, action_id
     assert f"`{LOGIN_VIEW_ID}`" in slack  # the login modal's callback id
+    # The shortcuts of the manifest have rows, and so do the run form and its fields.
+    assert {s["callback_id"] for s in manifest["features"]["shortcuts"]} <= spans
+    for name in (COMPOSE_VIEW_ID, PROMPT_ID, REPO_ID, MODEL_ID, AGENT_ID):
+        assert f"`{name}`" in slack, name
     assert set(BOT_SCOPES) <= spans, set(BOT_SCOPES) - spans
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == set(BOT_SCOPES)
     assert tables  # the section is not empty

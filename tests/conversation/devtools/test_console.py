@@ -372,6 +372,22 @@ async def test_the_console_logs_a_person_in_with_their_own_token(sqlite_url: str
     assert [c.caller_id for c in creates] == [erin.id]
 
 
+async def test_the_console_opens_the_run_form_and_submits_it(sqlite_url: str) -> None:
+    out = io.StringIO()
+    async with Console.start(
+        console_settings(), database_url=sqlite_url, out=out, echo=True, **FAST
+    ) as console:
+        await converse(console, ["/codegen", "submit add a changelog page"], wait=40)
+        assert console.emulator is not None
+        [body] = console.emulator.created_bodies()
+    text = out.getvalue()
+    print(text)
+    assert "form: Send to Codegen" in text and "(type: submit <text>)" in text
+    assert body["prompt"] == "add a changelog page"
+    assert body["metadata"]["slack"]["trigger"] == "modal"
+    assert "(closed)" in text and "Complete" in text
+
+
 async def test_the_console_presses_a_pull_request_button_on_the_final_reply(
     sqlite_url: str,
 ) -> None:

@@ -75,6 +75,7 @@ async def test_a_png_attached_to_a_mention_reaches_codegen_byte_for_byte(
                 "message_ts": ts,
                 "trigger": "app_mention",
                 "permalink": f"https://fake-team.slack.com/archives/C1/p{ts.replace('.', '')}",
+                "author_id": None,
             },
         }
         # 👀 at once, then ⏳ once the run exists; the card is in the message's thread.

@@ -72,9 +72,12 @@ async def test_the_allowlists_cover_channel_defaults_too(sqlite_url: str) -> Non
         assert defaults is not None and defaults.repo == "acme/api"
 
 
-async def test_an_empty_request_gets_the_help_text(sqlite_url: str) -> None:
+async def test_an_empty_request_gets_the_form_and_options_alone_the_help_text(
+    sqlite_url: str,
+) -> None:
     async with Conversation.start(database_url=sqlite_url) as chat:
-        assert ack_text(await chat.slash("   ")) == HELP_TEXT
+        assert ack_text(await chat.slash("   ")) == ""
+        assert chat.opened_view()["callback_id"] == "codegen_run"
         only_options = ack_text(await chat.slash("repo=acme/web"))
         assert only_options.startswith("Options alone don't start a run")
         assert HELP_TEXT in only_options

@@ -7,6 +7,7 @@ import pytest
 from bot.errors import OptionError
 from bot.intake.options import (
     HELP_TEXT,
+    ComposeCommand,
     ConfigResetCommand,
     ConfigSetCommand,
     ConfigShowCommand,
@@ -201,8 +202,8 @@ def test_repo_values(value: str, repo: str) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("", HelpCommand()),
-        ("   ", HelpCommand()),
+        ("", ComposeCommand()),
+        ("   ", ComposeCommand()),
         ("help", HelpCommand()),
         ("HELP", HelpCommand()),
         ("help config", HelpCommand()),

@@ -18,6 +18,7 @@ import yaml
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cli import main as cli_main
+from bot.slack.compose import SEND_TO_CODEGEN_ID
 from bot.slack.manifest import (
     BOT_SCOPES,
     CALLED_METHODS,
@@ -364,6 +365,15 @@ def test_manifest_content(manifest: dict[str, Any]) -> None:
     assert command["should_escape"] is False
     assert command["usage_hint"] and command["description"]
     assert "url" not in command  # socket mode: Slack needs no URL
+    # The message shortcut's callback id is the one its listener is registered for.
+    assert features["shortcuts"] == [
+        {
+            "name": "Send to Codegen",
+            "type": "message",
+            "callback_id": SEND_TO_CODEGEN_ID,
+            "description": features["shortcuts"][0]["description"],
+        }
+    ]
     settings = manifest["settings"]
     assert settings["socket_mode_enabled"] is True
     assert settings["interactivity"] == {"is_enabled": True}
@@ -515,6 +525,8 @@ def test_http_manifest(manifest: dict[str, Any], base: str) -> None:
     assert settings["socket_mode_enabled"] is False
     assert settings["event_subscriptions"]["request_url"] == url
     assert settings["interactivity"]["request_url"] == url
+    # The run form's repository search (block_suggestion) is posted to the options URL.
+    assert settings["interactivity"]["message_menu_options_url"] == url
     assert [c["url"] for c in http["features"]["slash_commands"]] == [url]
     # Everything else as shipped; the shipped manifest is untouched.
     assert http["oauth_config"] == manifest["oauth_config"]

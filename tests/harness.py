@@ -521,7 +521,8 @@ def block_texts(blocks: Any) -> list[str]:
     def walk(node: Any) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                if key in ("text", "url") and isinstance(value, str):
+                # `title` is a plan's or a task card's (plain text, no object).
+                if key in ("text", "url", "title") and isinstance(value, str):
                     parts.append(value)
                 else:
                     walk(value)

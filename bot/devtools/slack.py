@@ -234,6 +234,9 @@ class FakeSlack:
         # with that error, as a workspace or app without sessions does (e.g. feature_disabled).
         self.agent_sessions: dict[tuple[str, str], dict[str, Any]] = {}
         self.sessions_error: str | None = None
+        # Block types this workspace does not render: a message carrying one is refused with
+        # invalid_blocks, as Slack refuses blocks it does not know (plan, task_card: 2026).
+        self.unrendered_blocks: set[str] = set()
         # App Home tabs published (views.publish): user id → each view published, oldest first.
         self.homes: dict[str, list[dict[str, Any]]] = {}
         self.faults: Counter[tuple[str, str]] = Counter()
@@ -979,7 +982,16 @@ class FakeSlack:
                 message[key] = call.get(key)
         return message
 
+    def _check_blocks(self, call: SlackCall) -> None:
+        blocks = call.get("blocks")
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        kinds = {b.get("type") for b in blocks or [] if isinstance(b, dict)}
+        if kinds & self.unrendered_blocks:
+            raise SlackApiFailure("invalid_blocks")
+
     def _chat_post_message(self, call: SlackCall) -> dict[str, Any]:
+        self._check_blocks(call)
         channel = self._resolve_channel(call.get("channel"))
         if not self.channels[channel].get("is_member", True):
             raise SlackApiFailure("not_in_channel")
@@ -1001,6 +1013,7 @@ class FakeSlack:
         return {"ok": True, "channel": channel, "ts": message["ts"], "message": echoed}
 
     def _chat_update(self, call: SlackCall) -> dict[str, Any]:
+        self._check_blocks(call)
         channel = self._resolve_channel(call.get("channel"))
         ts = str(call.get("ts") or "")
         message = self._find(channel, ts)

@@ -25,7 +25,7 @@ from bot.codegen.models import (
     is_stopped,
     is_terminal,
 )
-from bot.errors import SlackError, SlackUnavailable
+from bot.errors import SlackError, SlackRefused, SlackUnavailable
 from bot.slack.budget import Priority
 from bot.slack.gateway import POST_KEY, SlackGateway
 from bot.slack.render import (
@@ -35,6 +35,7 @@ from bot.slack.render import (
     ProgressStep,
     PullRequestMark,
     RenderedMessage,
+    has_plan_block,
     render_card,
     render_final_reply,
 )
@@ -176,6 +177,9 @@ class RunCards:
         self.stop_offered = True
         # Runs whose last card edit Slack had no room for: the seconds until it may have.
         self.deferred: dict[int, float] = {}
+        # Workspaces that refused a card with Slack's plan block (invalid_blocks): progress
+        # is shown there as context lines until the bot restarts.
+        self.plain_progress_teams: set[str] = set()
 
     # -- requests (before there is a run) ----------------------------------------------------
 
@@ -336,7 +340,23 @@ class RunCards:
             stoppable=self.stop_offered,
             in_dm=run.channel_id.startswith("D"),
             progress=progress_steps(run) if phase == "running" else (),
+            plan_blocks=run.team_id not in self.plain_progress_teams,
         )
+
+    def _plain_progress_from_now(self, run: TrackedRun, refused: SlackRefused) -> bool:
+        """After a refusal of a card with a plan block: True when it was the plan block that
+        Slack did not take (then this workspace gets context lines, and the caller sends the
+        card again once)."""
+        if refused.error != "invalid_blocks" or run.team_id in self.plain_progress_teams:
+            return False
+        log.warning(
+            "Slack refused the plan block on run %s's card (workspace %s): progress is shown "
+            "as context lines there until the bot restarts",
+            run.id,
+            run.team_id,
+        )
+        self.plain_progress_teams.add(run.team_id)
+        return True
 
     def edit_wait(self, run: TrackedRun) -> float:
         """Seconds the run's card edit is known to wait for Slack's room (0.0: it may go)."""
@@ -364,14 +384,27 @@ class RunCards:
         message = render_card(view, now=self.clock.now())
         context = f"run={run.id}"
         try:
-            run.card_ts = await self._put(
-                channel=run.channel_id,
-                thread_ts=run.thread_ts,
-                card_ts=run.card_ts,
-                message=message,
-                key=card_key(run.request_id),
-                context=context,
-            )
+            try:
+                run.card_ts = await self._put(
+                    channel=run.channel_id,
+                    thread_ts=run.thread_ts,
+                    card_ts=run.card_ts,
+                    message=message,
+                    key=card_key(run.request_id),
+                    context=context,
+                )
+            except SlackRefused as refused:
+                if not (has_plan_block(message) and self._plain_progress_from_now(run, refused)):
+                    raise
+                view = self.run_view(run, note=note)
+                run.card_ts = await self._put(
+                    channel=run.channel_id,
+                    thread_ts=run.thread_ts,
+                    card_ts=run.card_ts,
+                    message=render_card(view, now=self.clock.now()),
+                    key=card_key(run.request_id),
+                    context=context,
+                )
         except SlackUnavailable as busy:
             if busy.wait is not None:
                 self.deferred[run.id] = busy.wait
@@ -398,20 +431,25 @@ class RunCards:
         or refused for good; False when Slack has no room now."""
         if not run.card_ts:
             return False
-        message = render_card(self.run_view(run, note=note), now=self.clock.now())
-        try:
-            await self.slack.update(
-                channel=run.channel_id,
-                ts=run.card_ts,
-                text=message.text,
-                blocks=message.blocks,
-                context=f"run={run.id}",
-                priority=Priority.LOW,
-            )
-        except SlackUnavailable:
-            return False
-        except SlackError:
-            pass  # refused for good: logged by the gateway
+        for _ in range(2):  # once more with context lines if the plan block was refused
+            message = render_card(self.run_view(run, note=note), now=self.clock.now())
+            try:
+                await self.slack.update(
+                    channel=run.channel_id,
+                    ts=run.card_ts,
+                    text=message.text,
+                    blocks=message.blocks,
+                    context=f"run={run.id}",
+                    priority=Priority.LOW,
+                )
+            except SlackUnavailable:
+                return False
+            except SlackRefused as refused:
+                if has_plan_block(message) and self._plain_progress_from_now(run, refused):
+                    continue
+            except SlackError:
+                pass  # refused for good: logged by the gateway
+            return True
         return True
 
     async def react(self, channel: str, ts: str | None, name: str, *, context: str = "") -> None:

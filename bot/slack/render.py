@@ -85,6 +85,8 @@ TRUNCATION_NOTE = "… (truncated, see the full run)"
 # A running card's latest steps from Codegen's logs: at most this many, each thought on one
 # line of at most PROGRESS_THOUGHT_CHARS.
 PROGRESS_STEPS = 5
+PROGRESS_TITLE = "Latest steps"
+PLAN_BLOCK = "plan"
 PROGRESS_THOUGHT_CHARS = 140
 VIEW_RUN_ACTION_ID = "view_run"
 STOP_RUN_ACTION_ID = "stop_run"
@@ -186,6 +188,9 @@ class CardView(BaseModel):
     in_dm: bool = False
     # The run's newest steps, newest first (shown only while it runs).
     progress: tuple[ProgressStep, ...] = ()
+    # Show them as Slack's plan block (a task card each) rather than context lines: False
+    # where the workspace refused plan blocks (bot.slack.cards).
+    plan_blocks: bool = True
 
 
 class PullRequestMark(BaseModel):
@@ -457,12 +462,33 @@ def _progress_line(step: ProgressStep) -> str:
     return f"{tool} — {thought}" if thought else tool
 
 
+def _task_card(number: int, step: ProgressStep) -> dict[str, Any]:
+    """One step as a plan's task card: plain text, the newest one in progress."""
+    thought = shorten(" ".join(step.thought.split()), PROGRESS_THOUGHT_CHARS)
+    tool = step.tool or "step"
+    return {
+        "type": "task_card",
+        "task_id": f"step-{number}",
+        "title": f"{tool} — {thought}" if thought else tool,
+        "status": "in_progress" if number == 0 else "complete",
+    }
+
+
 def _progress(view: CardView) -> dict[str, Any] | None:
-    """The latest steps as context lines, most recent first (a running card only)."""
+    """The latest steps, most recent first (a running card only): Slack's plan block where
+    the workspace renders it, context lines otherwise."""
     if view.phase != "running" or not view.progress:
         return None
-    lines = [_progress_line(step) for step in view.progress[:PROGRESS_STEPS]]
-    return _context(["*Latest steps*\n" + "\n".join(lines)])
+    steps = view.progress[:PROGRESS_STEPS]
+    if view.plan_blocks:
+        tasks = [_task_card(n, step) for n, step in enumerate(steps)]
+        return {"type": PLAN_BLOCK, "title": PROGRESS_TITLE, "tasks": tasks}
+    lines = [_progress_line(step) for step in steps]
+    return _context([f"*{PROGRESS_TITLE}*\n" + "\n".join(lines)])
+
+
+def has_plan_block(message: RenderedMessage) -> bool:
+    return any(block.get("type") == PLAN_BLOCK for block in message.blocks)
 
 
 def _requested_by(view: CardView) -> str:

@@ -16,7 +16,8 @@ from bot.doctor import check_database
 from bot.runs.budget import LOGS, READ
 from tests.harness import Conversation, all_text, card_ts, final_replies, roots
 
-STEP = re.compile(r"`(\w+)` — [^\n]*\(step (\d+)\)")
+# A step as a context line ("`tool` — thought") or as a plan's task card ("tool — thought").
+STEP = re.compile(r"`?(\w+)`? — [^\n]*\(step (\d+)\)")
 STATUS_READS = ("get_run", "list_runs")
 LOOK_UPS = ("list_users", "list_repos", "current_user")
 
@@ -71,6 +72,11 @@ async def test_a_working_run_shows_its_newest_steps_at_most_every_10_s_and_not_w
             "run_command",
         }
         assert "Latest steps" in all_text(card)
+        # As Slack's plan block: a task card a step, the newest one in progress.
+        [plan] = [b for b in card["blocks"] if b["type"] == "plan"]
+        assert plan["title"] == "Latest steps"
+        assert [t["status"] for t in plan["tasks"]] == ["in_progress", *["complete"] * 4]
+        assert all(t["type"] == "task_card" and "`" not in t["title"] for t in plan["tasks"])
         # Read newest first, five at a time.
         log_calls = chat.emulator.calls(RUN_LOGS)
         assert log_calls[0].path == "/v1/alpha/organizations/7/agent/run/1000/logs"
@@ -139,6 +145,31 @@ async def test_log_reads_stay_in_their_own_budget_and_status_polling_keeps_every
         # Every card went back to its final state without steps.
         for root in roots(chat):
             assert steps_on(chat.slack.message("C1", card_ts(chat, root))) == []
+
+
+async def test_a_workspace_without_plan_blocks_gets_context_lines_after_one_refusal(
+    sqlite_url: str,
+) -> None:
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        chat.slack.unrendered_blocks = {"plan"}
+        chat.emulator.active_seconds = 60
+        await chat.slash("fix the flaky login test")
+        await chat.advance(40)
+        [root] = roots(chat)
+        ts = card_ts(chat, root)
+        card = chat.slack.message("C1", ts)
+        assert len(steps_on(card)) == 5 and "*Latest steps*" in all_text(card)
+        assert all(b["type"] != "plan" for b in card["blocks"])
+        # One edit with a plan block was refused; every later one had context lines.
+        with_plan = [
+            call
+            for call in chat.slack.calls_to("chat.update")
+            if any(b.get("type") == "plan" for b in call.get("blocks") or [])
+        ]
+        assert len(with_plan) == 1
+        await chat.run_until_idle()
+        assert chat.slack.message("C1", ts)["text"].startswith("✅ Codegen run #1000: Complete")
+        assert len(final_replies(chat, root)) == 1
 
 
 async def test_no_logs_endpoint_turns_progress_off_after_one_call_and_the_card_still_works(

@@ -221,7 +221,7 @@ def test_progress_lines_are_escaped_one_line_each_and_only_while_running() -> No
         ProgressStep(tool="run`command", thought="first line\nsecond line " + "x" * 400),
         *(ProgressStep(tool=f"tool_{n}", thought="") for n in range(6)),
     )
-    running = render_card(_view("running", run_id=1000, progress=steps), now=NOW)
+    running = render_card(_view("running", run_id=1000, progress=steps, plan_blocks=False), now=NOW)
     [block] = [b for b in running.blocks if "Latest steps" in json.dumps(b)]
     [element] = block["elements"]
     lines = element["text"].split("\n")[1:]
@@ -234,6 +234,25 @@ def test_progress_lines_are_escaped_one_line_each_and_only_while_running() -> No
     for phase in ("paused", "complete", "failed"):
         shown = render_card(_view(phase, run_id=1000, progress=steps), now=NOW)
         assert "Latest steps" not in _all_text(shown)
+        assert all(b["type"] != "plan" for b in shown.blocks)
+
+
+def test_progress_as_a_plan_block_is_plain_text_one_task_card_a_step() -> None:
+    steps = (
+        ProgressStep(tool="file_edit", thought="Ping <!channel>\nand more " + "y" * 400),
+        *(ProgressStep(tool=f"tool_{n}", thought="") for n in range(6)),
+    )
+    running = render_card(_view("running", run_id=1000, progress=steps), now=NOW)
+    [plan] = [b for b in running.blocks if b["type"] == "plan"]
+    assert plan["title"] == "Latest steps"
+    tasks = plan["tasks"]
+    assert [t["task_id"] for t in tasks] == [f"step-{n}" for n in range(5)]
+    assert [t["status"] for t in tasks] == ["in_progress", *["complete"] * 4]
+    # Plain text: shown as typed, never a ping or a link; one line, shortened.
+    assert tasks[0]["title"].startswith("file_edit — Ping <!channel> and more yyy")
+    assert tasks[0]["title"].endswith("…") and len(tasks[0]["title"]) < 170
+    assert tasks[1]["title"] == "tool_0"
+    assert "Latest steps" not in json.dumps([b for b in running.blocks if b["type"] != "plan"])
 
 
 def test_long_prompt_is_shortened_and_multiline_prompt_quoted() -> None:

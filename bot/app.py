@@ -380,7 +380,12 @@ async def build_runtime(
         slack_client=slack_client,
         intake=intake,
         composer=Composer(
-            settings=settings, store=store, slack=slack, catalog=catalog, intake=intake
+            settings=settings,
+            store=store,
+            slack=slack,
+            catalog=catalog,
+            intake=intake,
+            answers=answers,
         ),
         dispatcher=dispatcher,
         tracker=tracker,
@@ -398,6 +403,7 @@ async def build_runtime(
             settings=settings,
             budget=budget,
             clock=clock,
+            may_not_change_defaults=intake.may_not_change_defaults,
         ),
         lease_seconds=lease_seconds,
         traffic=traffic,

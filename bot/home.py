@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ from bot.intake.answers import Answers
 from bot.runs.budget import CREATE, LOGS, PR_EDIT, READ, OrgBudget
 from bot.slack.budget import Priority
 from bot.slack.gateway import SlackGateway
-from bot.slack.home import AdminView, BudgetLine, render_home
+from bot.slack.home import AdminView, BudgetLine, DefaultsSection, render_home
 from bot.store.store import Store
 from bot.store.tables import HomeTab
 
@@ -52,7 +52,11 @@ class AppHome:
         settings: Settings,
         budget: OrgBudget,
         clock: Clock,
+        may_not_change_defaults: Callable[..., str | None] = lambda **_: None,
     ) -> None:
+        """`may_not_change_defaults(user_id=…, channel_id=…)`: why the person may not change
+        a channel's defaults, or None (bot.intake.Intake's policy)."""
+        self.may_not_change_defaults = may_not_change_defaults
         self.store = store
         self.slack = slack
         self.answers = answers
@@ -110,7 +114,15 @@ class AppHome:
     async def view_for(self, user_id: str) -> dict[str, Any]:
         recent = await self.answers.recent_lines(user_id, limit=RECENT_RUNS)
         channels = await self.answers.recent_channels(user_id, limit=CHANNELS_SHOWN)
-        defaults = [await self.answers.config(channel) for channel in channels]
+        defaults = [
+            DefaultsSection(
+                channel_id=channel,
+                text=await self.answers.config(channel),
+                changeable=self.may_not_change_defaults(user_id=user_id, channel_id=channel)
+                is None,
+            )
+            for channel in channels
+        ]
         admin = None
         if user_id in self.settings.admin_slack_users:
             admin = AdminView(

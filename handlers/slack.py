@@ -47,7 +47,14 @@ from bot.requests import (
     StopRequest,
     Trigger,
 )
-from bot.slack.compose import COMPOSE_VIEW_ID, REPO_ID, SEND_TO_CODEGEN_ID, ComposeOrigin
+from bot.slack.compose import (
+    COMPOSE_VIEW_ID,
+    DEFAULTS_VIEW_ID,
+    REPO_ID,
+    SEND_TO_CODEGEN_ID,
+    ComposeOrigin,
+)
+from bot.slack.home import EDIT_DEFAULTS_ACTION_ID
 from bot.slack.inbound import (
     BlockAction,
     BlockSuggestion,
@@ -127,6 +134,39 @@ def register(
         except ValidationError:
             query = ""
         await ack(options=await composer.repo_choices(query))
+
+    @app.action(EDIT_DEFAULTS_ACTION_ID)
+    async def edit_defaults_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        try:
+            pressed = BlockAction.model_validate(body)
+        except ValidationError:
+            log.warning("ignoring a Change press Slack sent malformed")
+            return
+        channel = pressed.actions[0].value
+        if channel and pressed.trigger_id:
+            await composer.open_defaults(
+                trigger_id=pressed.trigger_id, user_id=pressed.user.id, channel_id=channel
+            )
+
+    @app.view(DEFAULTS_VIEW_ID)
+    async def defaults_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+        try:
+            submitted = ViewSubmission.model_validate(body)
+        except ValidationError as error:
+            log.warning("ignoring a malformed form submission: %s", error.errors()[0]["msg"])
+            await ack()
+            return
+        user = submitted.user.id
+        errors = await composer.save_defaults(
+            user_id=user, channel_id=submitted.view.private_metadata, values=submitted.view.values
+        )
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        team = submitted.team.id if submitted.team else ""
+        home_opened(team_id=team, user_id=user)  # Home shows what was saved
 
     @app.view(COMPOSE_VIEW_ID)
     async def run_form_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:

@@ -386,6 +386,23 @@ class Conversation:
             }
         )
 
+    async def press_on_home(self, action_id: str, *, value: str, user: str = "U1") -> None:
+        """A button pressed on `user`'s Home tab (as published last), as Slack posts it."""
+        home = self.slack.home_of(user)
+        assert home is not None, f"no Home published for {user}"
+        await self._interaction(
+            {
+                "type": "block_actions",
+                "team": {"id": TEAM},
+                "user": {"id": user},
+                "api_app_id": "A0FAKEAPP",
+                "trigger_id": uuid.uuid4().hex,
+                "container": {"type": "view", "view_id": home["id"]},
+                "view": home,
+                "actions": [{"action_id": action_id, "type": "button", "value": value}],
+            }
+        )
+
     def opened_view(self) -> dict[str, Any]:
         """The newest modal the bot opened (views.open)."""
         assert self.slack.views, "the bot opened no modal"

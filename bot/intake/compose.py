@@ -1,4 +1,5 @@
-"""The run form: `/codegen` with no text, and the message shortcut "Send to Codegen".
+"""The forms: the run form (`/codegen` with no text, the message shortcut "Send to Codegen")
+and the channel defaults form (Home's Change button).
 
     told = await composer.open(trigger_id=…, user_id=…, origin=ComposeOrigin(…), text=…)
     options = await composer.repo_choices(query)      # the form's repository search
@@ -9,6 +10,9 @@ repositories so the search answers from memory. A submission becomes a RunReques
 other: the same option grammar (typed options, then the pickers, which win), the same policy
 and the same outbox. What cannot be taken is said under the field it concerns, in the form,
 and nothing is queued; once it is queued the form closes and the card follows in the thread.
+
+The defaults form saves what `/codegen config` saves, checked the same way (who may change
+them, the repository by name), through bot.intake.answers.
 """
 
 from __future__ import annotations
@@ -21,16 +25,35 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Settings
 from bot.errors import OptionError, SlackError
+from bot.intake.answers import Answers
 from bot.intake.catalog import RepoCatalog
 from bot.intake.intake import STORE_UNAVAILABLE_TEXT, Admission, Intake
-from bot.intake.options import channel_options, org_options, parse_request_text, resolve_options
-from bot.requests import ResolvedOptions, RunOptions, RunRequest, SlackContext, Trigger
+from bot.intake.options import (
+    ConfigSetCommand,
+    channel_options,
+    org_options,
+    parse_option_value,
+    parse_request_text,
+    resolve_options,
+)
+from bot.requests import (
+    OptionField,
+    ResolvedOptions,
+    RunOptions,
+    RunRequest,
+    SlackContext,
+    Trigger,
+)
 from bot.slack.compose import (
+    AGENT_ID,
+    MODEL_ID,
     PROMPT_ID,
     REPO_ID,
     ComposeOrigin,
+    read_defaults_submission,
     read_submission,
     render_compose_modal,
+    render_defaults_modal,
     render_notice_modal,
     repo_options,
 )
@@ -46,6 +69,8 @@ SEARCH_SECONDS = 2.0
 NO_PROMPT_TEXT = "Say what Codegen should do."
 NOT_OPENED_TEXT = "Slack did not open the form; try again."
 FORM_EXPIRED_TEXT = "This form can no longer be sent; open it again."
+STORE_DOWN_TEXT = "The bot's database is not answering; nothing was changed. Try again soon."
+_KEYS: dict[OptionField, str] = {"repo": "repo", "model": "model", "agent_type": "agent"}
 NOT_IN_CHANNEL_TEXT = (
     "I am not in this conversation, so I cannot follow a run in this message's thread. "
     "Invite me (`/invite @Codegen`) and send it again, or use `/codegen` where I am."
@@ -61,7 +86,9 @@ class Composer:
         slack: SlackGateway,
         catalog: RepoCatalog,
         intake: Intake,
+        answers: Answers,
     ) -> None:
+        self.answers = answers
         self.settings = settings
         self.store = store
         self.slack = slack
@@ -161,6 +188,66 @@ class Composer:
             return {block: _plain(refusal)}
         if await self.intake.admit(request) is Admission.UNAVAILABLE:
             return {PROMPT_ID: STORE_UNAVAILABLE_TEXT}
+        return None
+
+    # -- the channel defaults form ------------------------------------------------------------
+
+    async def open_defaults(self, *, trigger_id: str, user_id: str, channel_id: str) -> None:
+        """Home's Change button: the form for `channel_id`'s defaults, or why not."""
+        denied = self.intake.may_not_change_defaults(user_id=user_id, channel_id=channel_id)
+        if denied:
+            await self.notify(trigger_id=trigger_id, text=denied)
+            return
+        try:
+            saved = await self.store.channels.defaults(channel_id)
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("could not read the channel's defaults for the form (%s)", error)
+            await self.notify(trigger_id=trigger_id, text=STORE_DOWN_TEXT)
+            return
+        current = channel_options(saved) or RunOptions()
+        org = resolve_options(RunOptions(), None, org_options(self.settings))
+        view = render_defaults_modal(
+            channel_id=channel_id, current=dict(current.model_dump()), org=org
+        )
+        try:
+            await self.slack.open_view(trigger_id=trigger_id, view=view)
+        except SlackError as error:
+            log.warning("could not open the channel defaults form: %s", error)
+
+    async def save_defaults(
+        self, *, user_id: str, channel_id: str | None, values: dict[str, Any]
+    ) -> dict[str, str] | None:
+        """Save the defaults form; None when saved, else errors by block id."""
+        if not channel_id:
+            return {REPO_ID: FORM_EXPIRED_TEXT}
+        denied = self.intake.may_not_change_defaults(user_id=user_id, channel_id=channel_id)
+        if denied:
+            return {REPO_ID: _plain(denied)}
+        typed = read_defaults_submission(values)
+        blocks: dict[OptionField, str] = {
+            "repo": REPO_ID,
+            "model": MODEL_ID,
+            "agent_type": AGENT_ID,
+        }
+        options: dict[str, str] = {}
+        for field, value in typed.items():
+            if value is None:
+                continue
+            try:
+                _, options[field] = parse_option_value(_KEYS[field], value)
+            except OptionError as error:
+                return {blocks[field]: _plain(error.message)}
+        command = ConfigSetCommand(
+            options=RunOptions.model_validate(options),
+            clear=frozenset(f for f, v in typed.items() if v is None),
+        )
+        try:
+            said = await self.answers.set_config(channel_id, command, user_id=user_id)
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("could not save a channel's defaults (%s)", error)
+            return {REPO_ID: STORE_DOWN_TEXT}
+        if not said.startswith("Saved."):
+            return {REPO_ID: _plain(said)}
         return None
 
     async def idle(self) -> None:

@@ -1,5 +1,6 @@
-"""The run form: the modal that `/codegen` with no text and the message shortcut "Send to
-Codegen" open, what its submission says, and the repository choices its search offers.
+"""The forms: the run form, which `/codegen` with no text and the message shortcut "Send to
+Codegen" open, what its submission says and the repository choices its search offers; and
+the channel defaults form that Home's Change button opens.
 
 Pure: it takes what to show and gives Block Kit, or takes Slack's `view.state.values` and
 gives the fields. Where the run goes (the channel, the message and its thread, its author and
@@ -15,7 +16,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.codegen.models import AgentType, RepoResponse
-from bot.requests import ResolvedOption, ResolvedOptions, SlackFile
+from bot.requests import OptionField, ResolvedOption, ResolvedOptions, SlackFile
 from bot.slack.text import plural, shorten
 
 #: The view's callback id (its view_submission) and the message shortcut's callback id.
@@ -26,6 +27,11 @@ PROMPT_ID = "prompt"
 REPO_ID = "repo"
 MODEL_ID = "model"
 AGENT_ID = "agent"
+
+#: The channel defaults form (Home's Change button); its private_metadata is the channel id.
+DEFAULTS_VIEW_ID = "codegen_channel_defaults"
+#: The agent picker's choice for "no default of the channel's own".
+NO_DEFAULT = "none"
 
 #: Slack's limits: a plain_text_input holds 3,000 characters; private_metadata 3,000; a
 #: select's option text 75; an options answer 100 options; a modal 100 blocks.
@@ -228,6 +234,85 @@ def render_compose_modal(
         "close": _plain("Cancel"),
         "private_metadata": metadata,
         "blocks": blocks,
+    }
+
+
+def render_defaults_modal(
+    *, channel_id: str, current: dict[str, str | None], org: ResolvedOptions
+) -> dict[str, Any]:
+    """The form that changes a channel's defaults: each field holds the channel's own value
+    (`current`, by RunOptions field); empty means the organization's default (`org`)."""
+
+    def text_input(
+        block_id: str, label: str, placeholder: str, org_option: ResolvedOption
+    ) -> dict[str, Any]:
+        element: dict[str, Any] = {
+            "type": "plain_text_input",
+            "action_id": block_id,
+            "max_length": 200,
+            "placeholder": _plain(placeholder),
+        }
+        value = current.get("repo" if block_id == REPO_ID else "model")
+        if value:
+            element["initial_value"] = value
+        return {
+            "type": "input",
+            "block_id": block_id,
+            "optional": True,
+            "label": _plain(label),
+            "element": element,
+            "hint": _plain(_org_hint(org_option)),
+        }
+
+    agent_options = [_agent_option(v) for v in get_args(AgentType)]
+    agent_options.append({"text": _plain("The organization's default"), "value": NO_DEFAULT})
+    agent = current.get("agent_type")
+    agent_element: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": AGENT_ID,
+        "options": agent_options,
+        "initial_option": next(
+            (o for o in agent_options if o["value"] == (agent or NO_DEFAULT)), agent_options[-1]
+        ),
+    }
+    return {
+        "type": "modal",
+        "callback_id": DEFAULTS_VIEW_ID,
+        "title": _plain("Channel defaults"),
+        "submit": _plain("Save"),
+        "close": _plain("Cancel"),
+        "private_metadata": channel_id,
+        "blocks": [
+            _context(
+                f"Runs started in <#{channel_id}> use these unless the request names its own."
+            ),
+            text_input(REPO_ID, "Repository", "owner/name or id, e.g. acme/web", org.repo),
+            text_input(MODEL_ID, "Model", "a model name, e.g. gpt-5", org.model),
+            {
+                "type": "input",
+                "block_id": AGENT_ID,
+                "label": _plain("Agent"),
+                "element": agent_element,
+                "hint": _plain(_org_hint(org.agent_type)),
+            },
+        ],
+    }
+
+
+def _org_hint(option: ResolvedOption) -> str:
+    if option.value is None:
+        return "Empty: Codegen's own default for the organization."
+    return f"Empty: the organization's default, {shorten(option.value, 100)}."
+
+
+def read_defaults_submission(values: dict[str, Any]) -> dict[OptionField, str | None]:
+    """The defaults form's fields as typed, by RunOptions field (None: left empty, or the
+    organization's default chosen)."""
+    agent = _selected(_element(values, AGENT_ID))
+    return {
+        "repo": _text(_element(values, REPO_ID)),
+        "model": _text(_element(values, MODEL_ID)),
+        "agent_type": None if agent in (None, NO_DEFAULT) else agent,
     }
 
 

@@ -25,6 +25,20 @@ class BudgetLine:
 
 
 @dataclass(frozen=True)
+class DefaultsSection:
+    """A channel's defaults as `/codegen config` says them there; `changeable`: the person may
+    change them (a Change button opens the defaults form)."""
+
+    channel_id: str
+    text: str
+    changeable: bool = False
+
+
+#: The Change button of a channel's defaults on Home (`value`: the channel id).
+EDIT_DEFAULTS_ACTION_ID = "edit_channel_defaults"
+
+
+@dataclass(frozen=True)
 class AdminView:
     allowed_users: Sequence[str]
     allowed_channels: Sequence[str]
@@ -70,15 +84,27 @@ def admin_lines(admin: AdminView, *, now: datetime) -> list[str]:
     return lines
 
 
+def _defaults_section(defaults: DefaultsSection) -> dict[str, Any]:
+    block = _section(defaults.text)
+    if defaults.changeable:
+        block["accessory"] = {
+            "type": "button",
+            "action_id": EDIT_DEFAULTS_ACTION_ID,
+            "text": {"type": "plain_text", "text": "Change"},
+            "value": defaults.channel_id,
+        }
+    return block
+
+
 def render_home(
     *,
     recent: Sequence[str],
-    channel_defaults: Sequence[str],
+    channel_defaults: Sequence[DefaultsSection],
     admin: AdminView | None,
     now: datetime,
 ) -> dict[str, Any]:
-    """The Home view. `recent`: one mrkdwn line per recent request; `channel_defaults`: one
-    mrkdwn text per channel (what `/codegen config` answers there)."""
+    """The Home view. `recent`: one mrkdwn line per recent request; `channel_defaults`: the
+    defaults of the channels the person ran in, with a Change button where they may."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Codegen"}},
         _section(
@@ -93,7 +119,7 @@ def render_home(
     ]
     if channel_defaults:
         blocks.append({"type": "divider"})
-        blocks += [_section(text) for text in channel_defaults]
+        blocks += [_defaults_section(section) for section in channel_defaults]
     if admin is not None:
         blocks.append({"type": "divider"})
         blocks.append(

@@ -87,6 +87,7 @@ class BlockAction(_Lenient):
     type: Literal["block_actions"]
     user: _Id
     team: _Id | None = None
+    trigger_id: str | None = None
     channel: _Id | None = None
     container: _Container = Field(default_factory=_Container)
     actions: list[_Action] = Field(min_length=1)

@@ -94,3 +94,67 @@ async def test_admins_see_the_allowlists_and_the_budgets(sqlite_url: str) -> Non
         await open_home(chat, "U1")
         assert "Admin:" not in home_text(chat, "U1")
         assert "add a health check" in home_text(chat, "U1")
+
+
+def change_buttons(chat: Conversation, user: str = "U1") -> list[str]:
+    """The channels whose defaults have a Change button on the person's Home."""
+    view = chat.slack.home_of(user)
+    assert view is not None
+    return [
+        b["accessory"]["value"]
+        for b in view["blocks"]
+        if b.get("accessory", {}).get("action_id") == "edit_channel_defaults"
+    ]
+
+
+async def test_a_person_changes_a_channels_defaults_from_home(sqlite_url: str) -> None:
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        await chat.slash("config model=claude-sonnet")
+        await chat.slash("add a health check")
+        await open_home(chat)
+        assert change_buttons(chat) == ["C1"]
+
+        await chat.press_on_home("edit_channel_defaults", value="C1")
+        form = chat.opened_view()
+        assert form["callback_id"] == "codegen_channel_defaults"
+        fields = {b["block_id"]: b["element"] for b in form["blocks"] if b["type"] == "input"}
+        assert fields["model"]["initial_value"] == "claude-sonnet"
+        assert "initial_value" not in fields["repo"]
+        assert fields["agent"]["initial_option"]["value"] == "none"
+
+        # A repository Codegen does not know is said under the field; nothing is saved.
+        answer = await chat.submit_form(repo="acme/webb")
+        assert answer["response_action"] == "errors"
+        assert "Closest: acme/web" in answer["errors"]["repo"]
+        saved = await chat.runtime.store.channels.defaults("C1")
+        assert saved is not None and saved.repo is None and saved.model == "claude-sonnet"
+
+        published = len(publishes(chat))
+        assert await chat.submit_form(repo="acme/API", model=None, agent="claude_code") == {}
+        saved = await chat.runtime.store.channels.defaults("C1")
+        assert saved is not None
+        assert (saved.repo, saved.model, saved.agent_type) == ("acme/api", None, "claude_code")
+        # Home shows it at once, and the next run takes it.
+        assert len(publishes(chat)) == published + 1
+        text = home_text(chat)
+        assert "`acme/api` (channel default)" in text
+        assert "`claude_code` (channel default)" in text
+        assert "model `claude-sonnet` → not set" in text  # who changed what, as config says
+        await chat.slash("write the changelog")
+        await chat.run_until_idle()
+        last = chat.emulator.created_bodies()[-1]
+        assert last["repo_id"] == 102 and last["agent_type"] == "claude_code"
+
+
+async def test_only_admins_get_the_change_button_when_there_are_admins(sqlite_url: str) -> None:
+    async with Conversation.start(database_url=sqlite_url, admin_slack_users=["U2"]) as chat:
+        await chat.slash("add a health check")
+        await chat.slash("add a health check", user="U2")
+        await open_home(chat, "U1")
+        await open_home(chat, "U2")
+        assert change_buttons(chat, "U1") == [] and change_buttons(chat, "U2") == ["C1"]
+        # A press Slack would not show (a stale Home): told why, in a form of its own.
+        await chat.press_on_home("edit_channel_defaults", value="C1", user="U1")
+        notice = chat.opened_view()
+        assert "callback_id" not in notice and "Only admins" in str(notice["blocks"])
+        assert await chat.runtime.store.channels.defaults("C1") is None

@@ -14,7 +14,15 @@ import bot.intake.options as options_module
 from bot.codegen.models import IN_PROGRESS_STATUSES, KNOWN_FAILURE_STATUSES, classify_status
 from bot.requests import RunRequest, SlackContext, Trigger
 from bot.slack.cards import phase_reaction, status_reaction
-from bot.slack.compose import AGENT_ID, COMPOSE_VIEW_ID, MODEL_ID, PROMPT_ID, REPO_ID
+from bot.slack.compose import (
+    AGENT_ID,
+    COMPOSE_VIEW_ID,
+    DEFAULTS_VIEW_ID,
+    MODEL_ID,
+    PROMPT_ID,
+    REPO_ID,
+)
+from bot.slack.home import EDIT_DEFAULTS_ACTION_ID
 from bot.slack.manifest import BOT_SCOPES, load_manifest
 from bot.slack.render import (
     LOGIN_VIEW_ID,
@@ -148,7 +156,15 @@ def test_every_slack_event_action_and_scope_is_documented() -> None:
     assert f"`{LOGIN_VIEW_ID}`" in slack  # the login modal's callback id
     # The shortcuts of the manifest have rows, and so do the run form and its fields.
     assert {s["callback_id"] for s in manifest["features"]["shortcuts"]} <= spans
-    for name in (COMPOSE_VIEW_ID, PROMPT_ID, REPO_ID, MODEL_ID, AGENT_ID):
+    for name in (
+        COMPOSE_VIEW_ID,
+        PROMPT_ID,
+        REPO_ID,
+        MODEL_ID,
+        AGENT_ID,
+        DEFAULTS_VIEW_ID,
+        EDIT_DEFAULTS_ACTION_ID,
+    ):
         assert f"`{name}`" in slack, name
     assert set(BOT_SCOPES) <= spans, set(BOT_SCOPES) - spans
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == set(BOT_SCOPES)

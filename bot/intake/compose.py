@@ -167,7 +167,8 @@ class Composer:
         )
         shortcut = origin.message_ts is not None
         request = RunRequest(
-            prompt=slack_unescape(typed.prompt) or "See the attached images.",
+            # A form's text comes back as typed (no entities), unlike a message's.
+            prompt=typed.prompt or "See the attached images.",
             options=options,
             slack=SlackContext(
                 team_id=origin.team_id,

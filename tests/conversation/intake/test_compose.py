@@ -70,6 +70,10 @@ async def test_the_shortcut_sends_a_message_and_its_image_into_a_run_in_its_thre
         assert slack["user_id"] == "U1" and slack["author_id"] == "U2"
         assert slack["thread_ts"] == asked and slack["message_ts"] == asked
 
+        # The same submission delivered again (a retry) is the same request.
+        assert await chat.submit_form(user="U1", repo=options[0]) == {}
+        assert len(chat.emulator.created_bodies()) == 1
+
         # The card is in the message's thread and names the sender and the message's author.
         card = card_text(chat, asked)
         assert "Requested by <@U1> from <@U2>'s message" in card
@@ -116,17 +120,25 @@ async def test_codegen_alone_opens_the_form_and_help_stays_help(sqlite_url: str)
         assert answer["errors"] == {"prompt": "Say what Codegen should do."}
         assert await chat.queued_requests() == []
 
-        # Typed options count as anywhere; a picker beats them.
+        # What is typed in a form comes back as typed: no entities to undo.
+        assert await chat.submit_form(prompt="explain &lt;br&gt; vs <br> in the footer") == {}
+        assert chat.emulator.created_bodies()[0]["prompt"] == (
+            "explain &lt;br&gt; vs <br> in the footer"
+        )
+
+        # Typed options count as anywhere; a picker beats them (a new form: one form is one
+        # request, however often its submission arrives).
+        await chat.slash("")
         answer = await chat.submit_form(
             prompt="add a changelog page [repo=acme/api, agent=codegen]", agent="claude_code"
         )
         assert answer == {}
-        [body] = chat.emulator.created_bodies()
+        body = chat.emulator.created_bodies()[1]
         assert body["prompt"] == "add a changelog page"
         assert body["repo_id"] == 102 and body["agent_type"] == "claude_code"
         assert body["metadata"]["slack"]["trigger"] == "modal"
         # Like a slash command: a root message in the channel, the card in its thread.
-        [root] = roots(chat)
+        root = roots(chat)[1]
         assert "asked Codegen: add a changelog page" in all_text(chat.slack.message("C1", root))
         assert "Requested by <@U1>" in card_text(chat, root)
 

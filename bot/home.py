@@ -8,12 +8,12 @@ person's `published_at` forward only from the value it read, so one of them publ
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from bot.background import BackgroundTasks
 from bot.clock import Clock
 from bot.config import Settings
 from bot.errors import SlackError
@@ -63,11 +63,11 @@ class AppHome:
         self.settings = settings
         self.budget = budget
         self.clock = clock
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background = BackgroundTasks()
 
     def opened(self, *, team_id: str, user_id: str) -> None:
         """A person opened the Home tab (after the ack): publish it for them now."""
-        self._background(self._open(team_id=team_id, user_id=user_id))
+        self._background.start(self._open(team_id=team_id, user_id=user_id))
 
     async def tick(self) -> None:
         """Publish again the Homes whose person's runs changed since (quiet ones first)."""
@@ -80,13 +80,7 @@ class AppHome:
             await self._publish(row, priority=Priority.LOW)
 
     async def idle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    def _background(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        await self._background.idle()
 
     async def _open(self, *, team_id: str, user_id: str) -> None:
         try:

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.background import BackgroundTasks
 from bot.config import Settings
 from bot.errors import OptionError, SlackError
 from bot.intake.answers import Answers
@@ -94,7 +95,7 @@ class Composer:
         self.slack = slack
         self.catalog = catalog
         self.intake = intake
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background = BackgroundTasks()
 
     async def open(
         self, *, trigger_id: str, user_id: str, origin: ComposeOrigin, text: str = ""
@@ -125,7 +126,7 @@ class Composer:
             log.warning("could not open the run form: %s", error)
             return NOT_OPENED_TEXT
         if self.catalog.fresh() is None:
-            self._background(self._load_repos())
+            self._background.start(self._load_repos())
         return None
 
     async def notify(self, *, trigger_id: str, text: str) -> None:
@@ -253,8 +254,7 @@ class Composer:
 
     async def idle(self) -> None:
         """Wait for the repository reads opening a form started (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._background.idle()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -274,9 +274,7 @@ class Composer:
             info = await self.slack.channel_info(channel_id)
         except SlackError as error:
             return error.error not in ("channel_not_found", "not_in_channel")
-        if info.get("is_im"):
-            return info.get("is_member", True) is not False
-        return info.get("is_member") is not False
+        return self.slack.bot_is_member(info)
 
     def _repo_label(self, value: str | None) -> str | None:
         repos = self.catalog.fresh()
@@ -289,11 +287,6 @@ class Composer:
             await self.catalog.repos()
         except Exception as error:  # the search tries again, and the field is optional
             log.info("could not read the repositories for the form yet: %s", error)
-
-    def _background(self, work: Any) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 def _plain(mrkdwn: str) -> str:

@@ -21,13 +21,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.background import BackgroundTasks
 from bot.clock import Clock
 from bot.codegen.models import StatusKind, classify_status
 from bot.config import Settings
@@ -95,7 +95,7 @@ class Intake:
         self.replica_id = replica_id
         self.metrics = metrics
         self.wake_dispatcher = wake_dispatcher
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background = BackgroundTasks()
         self._preparing = asyncio.Semaphore(prepare_concurrency)
         self.lease_seconds = lease_seconds
 
@@ -116,7 +116,7 @@ class Intake:
                 log.info("dropping repeated delivery of message %s", request.dedupe_key)
                 return Admission.REPEATED
             self.metrics.requests_queued_total.labels(trigger=request.slack.trigger.value).inc()
-            self._background(self._prepare(row, request, owner=owner))
+            self._background.start(self._prepare(row, request, owner=owner))
             return Admission.QUEUED
 
     async def take(self, request: RunRequest) -> Admission | None:
@@ -124,11 +124,11 @@ class Intake:
         it is not queued (messages have no ack to carry a text). None: refused."""
         refusal = self.refusal(request)
         if refusal:
-            self._background(self.replies.to_requester(request, refusal))
+            self._background.start(self.replies.to_requester(request, refusal))
             return None
         admission = await self.admit(request)
         if admission is Admission.UNAVAILABLE:
-            self._background(self.replies.to_requester(request, STORE_UNAVAILABLE_TEXT))
+            self._background.start(self.replies.to_requester(request, STORE_UNAVAILABLE_TEXT))
         return admission
 
     async def answer(self, request: RunRequest) -> Admission | None:
@@ -152,19 +152,13 @@ class Intake:
     def hint(self, *, channel: str, user: str, thread_ts: str | None, text: str) -> None:
         """An ephemeral hint for a message that is not a request (help, a typo in options),
         sent after the ack like everything else."""
-        self._background(
+        self._background.start(
             self.replies.whisper(channel=channel, user=user, thread_ts=thread_ts, text=text)
         )
 
     async def idle(self) -> None:
         """Wait until every admitted request and hint has been handled (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    def _background(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        await self._background.idle()
 
     def _row(self, request: RunRequest, *, owner: str) -> QueuedRequest:
         now = self.clock.now()

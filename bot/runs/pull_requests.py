@@ -13,11 +13,9 @@ and leaves the reply as it was.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any
 
+from bot.background import BackgroundTasks
 from bot.clock import Clock
 from bot.codegen.client import CodegenClient
 from bot.codegen.models import GithubPullRequestResponse
@@ -67,20 +65,14 @@ class PullRequestStates:
         self.replies = replies
         self.clock = clock
         self.accounts = accounts
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background = BackgroundTasks()
 
     def take(self, request: PullRequestStateRequest) -> None:
         """Handle a button press after the ack."""
-        self._background(self._answer(request))
+        self._background.start(self._answer(request))
 
     async def idle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    def _background(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        await self._background.idle()
 
     async def _answer(self, request: PullRequestStateRequest) -> None:
         with log_context(channel_id=request.slack.channel_id, user_id=request.slack.user_id):

@@ -16,11 +16,9 @@ starts a run.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any
 
+from bot.background import BackgroundTasks
 from bot.clock import Clock
 from bot.codegen.client import CodegenClient
 from bot.codegen.models import is_terminal
@@ -66,7 +64,7 @@ class Stopper:
         self.cards = cards
         self.replies = replies
         self.clock = clock
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background = BackgroundTasks()
 
     async def forget_refusals(self) -> None:
         """At start: a restart offers the Stop button again (Codegen may have added it)."""
@@ -74,16 +72,10 @@ class Stopper:
 
     def take(self, request: StopRequest) -> None:
         """Handle `request` after the ack, telling the person how it went."""
-        self._background(self._answer(request))
+        self._background.start(self._answer(request))
 
     async def idle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    def _background(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        await self._background.idle()
 
     async def _answer(self, request: StopRequest) -> None:
         with log_context(channel_id=request.slack.channel_id, user_id=request.slack.user_id):

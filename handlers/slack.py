@@ -151,11 +151,8 @@ def register(
 
     @app.view(DEFAULTS_VIEW_ID)
     async def defaults_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
-        try:
-            submitted = ViewSubmission.model_validate(body)
-        except ValidationError as error:
-            log.warning("ignoring a malformed form submission: %s", error.errors()[0]["msg"])
-            await ack()
+        submitted = await _submission(ack, body)
+        if submitted is None:
             return
         user = submitted.user.id
         errors = await composer.save_defaults(
@@ -170,11 +167,8 @@ def register(
 
     @app.view(COMPOSE_VIEW_ID)
     async def run_form_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
-        try:
-            submitted = ViewSubmission.model_validate(body)
-        except ValidationError as error:
-            log.warning("ignoring a malformed form submission: %s", error.errors()[0]["msg"])
-            await ack()
+        submitted = await _submission(ack, body)
+        if submitted is None:
             return
         errors = await composer.submit(
             user_id=submitted.user.id,
@@ -411,6 +405,17 @@ def register(
     @app.action(re.compile(r".*"))
     async def other_action(ack: AsyncAck) -> None:
         await ack()
+
+
+async def _submission(ack: AsyncAck, body: dict[str, Any]) -> ViewSubmission | None:
+    """A form's submission as the listeners read it; None (acknowledged, so the form just
+    closes) when Slack sent it malformed."""
+    try:
+        return ViewSubmission.model_validate(body)
+    except ValidationError as error:
+        log.warning("ignoring a malformed form submission: %s", error.errors()[0]["msg"])
+        await ack()
+        return None
 
 
 def _mentions(event: dict[str, Any], bot_user_id: str | None) -> bool:

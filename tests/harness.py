@@ -315,12 +315,7 @@ class Conversation:
             },
             "actions": [{"action_id": action_id, "type": "button", "value": value}],
         }
-        body = urlencode({"payload": json.dumps(payload)})
-        headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        headers.update(self.signed_headers(body))
-        response = await self.http.post("/slack/events", content=body, headers=headers)
-        await self.settle()
-        return response
+        return await self._interaction(payload)
 
     async def submit_view(
         self, callback_id: str, *, values: dict[str, dict[str, str]], user: str = "U1"
@@ -344,15 +339,12 @@ class Conversation:
                 "state": {"values": state},
             },
         }
-        body = urlencode({"payload": json.dumps(payload)})
-        headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        headers.update(self.signed_headers(body))
-        response = await self.http.post("/slack/events", content=body, headers=headers)
+        response = await self._interaction(payload)
         assert response.status_code == 200, response.text
-        await self.settle()
         return dict(response.json()) if response.content else {}
 
     async def _interaction(self, payload: dict[str, Any]) -> httpx.Response:
+        """Post an interaction payload as Slack does (a signed form with `payload`), settled."""
         body = urlencode({"payload": json.dumps(payload)})
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         headers.update(self.signed_headers(body))

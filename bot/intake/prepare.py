@@ -291,10 +291,7 @@ class Preparer:
             raise _busy(busy) from None
         except SlackError:
             return False
-        if info.get("is_im"):
-            # Slack shows the bot only DMs it is part of and may leave is_member out for them.
-            return info.get("is_member", True) is not False
-        return bool(info.get("is_member"))
+        return self.slack.bot_is_member(info)
 
     async def _permalink(self, channel: str, ts: str) -> str | None:
         try:

@@ -380,47 +380,26 @@ class RunCards:
 
         True when done, or refused by Slack for good (logged with the run id; tracking goes
         on); False when Slack is unavailable for now and the edit should be tried again."""
-        view = self.run_view(run, note=note)
-        message = render_card(view, now=self.clock.now())
         context = f"run={run.id}"
         try:
-            try:
-                run.card_ts = await self._put(
-                    channel=run.channel_id,
-                    thread_ts=run.thread_ts,
-                    card_ts=run.card_ts,
-                    message=message,
-                    key=card_key(run.request_id),
-                    context=context,
-                )
-            except SlackRefused as refused:
-                if not (has_plan_block(message) and self._plain_progress_from_now(run, refused)):
-                    raise
-                view = self.run_view(run, note=note)
-                run.card_ts = await self._put(
-                    channel=run.channel_id,
-                    thread_ts=run.thread_ts,
-                    card_ts=run.card_ts,
-                    message=render_card(view, now=self.clock.now()),
-                    key=card_key(run.request_id),
-                    context=context,
-                )
+            await self._put_run_card(run, note=note, priority=Priority.HIGH)
         except SlackUnavailable as busy:
             if busy.wait is not None:
                 self.deferred[run.id] = busy.wait
             return False
         except SlackError:
             pass  # refused for good: logged; the reactions and the run go on
+        phase = run_phase(run)
         if session and self.sessions is not None:
             await self.sessions.follow(
                 team_id=run.team_id,
                 channel_id=run.channel_id,
                 thread_ts=run.thread_ts,
-                status=session_status(view.phase, stop_requested=bool(run.stop_requested_by)),
+                status=session_status(phase, stop_requested=bool(run.stop_requested_by)),
                 prompt=run.prompt,
                 requester=run.user_id,
             )
-        reaction = phase_reaction(view.phase)
+        reaction = phase_reaction(phase)
         if react and reaction:
             await self.react(run.channel_id, run.message_ts, reaction, context=context)
         return True
@@ -431,26 +410,37 @@ class RunCards:
         or refused for good; False when Slack has no room now."""
         if not run.card_ts:
             return False
-        for _ in range(2):  # once more with context lines if the plan block was refused
-            message = render_card(self.run_view(run, note=note), now=self.clock.now())
-            try:
-                await self.slack.update(
-                    channel=run.channel_id,
-                    ts=run.card_ts,
-                    text=message.text,
-                    blocks=message.blocks,
-                    context=f"run={run.id}",
-                    priority=Priority.LOW,
-                )
-            except SlackUnavailable:
-                return False
-            except SlackRefused as refused:
-                if has_plan_block(message) and self._plain_progress_from_now(run, refused):
-                    continue
-            except SlackError:
-                pass  # refused for good: logged by the gateway
-            return True
+        try:
+            await self._put_run_card(run, note=note, priority=Priority.LOW)
+        except SlackUnavailable:
+            return False
+        except SlackError:
+            pass  # refused for good: logged by the gateway
         return True
+
+    async def _put_run_card(self, run: TrackedRun, *, note: str | None, priority: Priority) -> None:
+        """Render the run's card and put it (`run.card_ts` set when it was posted). When Slack
+        refuses its plan block, put it once more with context lines. Raises SlackError."""
+        message = render_card(self.run_view(run, note=note), now=self.clock.now())
+        for plain_retry in (False, True):
+            try:
+                run.card_ts = await self._put(
+                    channel=run.channel_id,
+                    thread_ts=run.thread_ts,
+                    card_ts=run.card_ts,
+                    message=message,
+                    key=card_key(run.request_id),
+                    context=f"run={run.id}",
+                    priority=priority,
+                )
+                return
+            except SlackRefused as refused:
+                plan_refused = has_plan_block(message) and self._plain_progress_from_now(
+                    run, refused
+                )
+                if plain_retry or not plan_refused:
+                    raise
+            message = render_card(self.run_view(run, note=note), now=self.clock.now())
 
     async def react(self, channel: str, ts: str | None, name: str, *, context: str = "") -> None:
         """Move the triggering message's reaction: 👀 → ⏳ → ✅ or ❌ (removing only what an

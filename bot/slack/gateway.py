@@ -397,6 +397,15 @@ class SlackGateway:
         response = await self.call("conversations.info", {"channel": channel})
         return dict(response.get("channel") or {})
 
+    @staticmethod
+    def bot_is_member(info: dict[str, Any]) -> bool:
+        """Whether `channel_info`'s answer says the bot is in the conversation (and so may
+        post there). Slack shows the bot only DMs it is part of and may leave `is_member` out
+        for them."""
+        if info.get("is_im"):
+            return info.get("is_member", True) is not False
+        return bool(info.get("is_member"))
+
     async def open_dm(self, user_id: str) -> str:
         response = await self.call("conversations.open", {"users": user_id})
         channel = response.get("channel") or {}

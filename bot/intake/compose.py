@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.background import BackgroundTasks
 from bot.config import Settings
-from bot.errors import OptionError, SlackError
+from bot.errors import BudgetExhausted, CodegenError, OptionError, SlackError
 from bot.intake.answers import Answers
 from bot.intake.catalog import RepoCatalog
 from bot.intake.intake import STORE_UNAVAILABLE_TEXT, Admission, Intake
@@ -71,7 +71,6 @@ NO_PROMPT_TEXT = "Say what Codegen should do."
 NOT_OPENED_TEXT = "Slack did not open the form; try again."
 FORM_EXPIRED_TEXT = "This form can no longer be sent; open it again."
 STORE_DOWN_TEXT = "The bot's database is not answering; nothing was changed. Try again soon."
-_KEYS: dict[OptionField, str] = {"repo": "repo", "model": "model", "agent_type": "agent"}
 NOT_IN_CHANNEL_TEXT = (
     "I am not in this conversation, so I cannot follow a run in this message's thread. "
     "Invite me (`/invite @Codegen`) and send it again, or use `/codegen` where I am."
@@ -143,7 +142,8 @@ class Composer:
         if repos is None:
             try:
                 repos = await asyncio.wait_for(self.catalog.repos(), SEARCH_SECONDS)
-            except Exception as error:  # a search answered empty is better than none at all
+            except (TimeoutError, CodegenError, BudgetExhausted) as error:
+                # A search answered empty is better than none at all.
                 log.warning("no repositories for the form's search: %s", error)
                 return []
         return repo_options(repos, query)
@@ -236,7 +236,7 @@ class Composer:
             if value is None:
                 continue
             try:
-                _, options[field] = parse_option_value(_KEYS[field], value)
+                _, options[field] = parse_option_value(field, value)
             except OptionError as error:
                 return {blocks[field]: _plain(error.message)}
         command = ConfigSetCommand(
@@ -285,7 +285,7 @@ class Composer:
     async def _load_repos(self) -> None:
         try:
             await self.catalog.repos()
-        except Exception as error:  # the search tries again, and the field is optional
+        except (CodegenError, BudgetExhausted) as error:  # the search tries again
             log.info("could not read the repositories for the form yet: %s", error)
 
 

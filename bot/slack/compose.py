@@ -169,7 +169,7 @@ def render_compose_modal(
     if images or files_left_out:
         names = ", ".join(shorten(f.name or f.id, 60) for f in images[:SHOWN_IMAGES])
         count = plural(len(images), "image")
-        line = f"{count} from the message go with the request: {names}" if images else ""
+        line = f"With the request: {count} from the message ({names})." if images else ""
         if files_left_out:
             line += f" ({plural(files_left_out, 'more file')} could not be carried by the form.)"
         blocks.append(_context(line.strip()))
@@ -252,7 +252,7 @@ def render_defaults_modal(
             "max_length": 200,
             "placeholder": _plain(placeholder),
         }
-        value = current.get("repo" if block_id == REPO_ID else "model")
+        value = current.get(block_id)  # the block ids are the fields' names
         if value:
             element["initial_value"] = value
         return {
@@ -261,7 +261,7 @@ def render_defaults_modal(
             "optional": True,
             "label": _plain(label),
             "element": element,
-            "hint": _plain(_org_hint(org_option)),
+            "hint": _plain(_default_hint(org_option)),
         }
 
     agent_options = [_agent_option(v) for v in get_args(AgentType)]
@@ -293,16 +293,10 @@ def render_defaults_modal(
                 "block_id": AGENT_ID,
                 "label": _plain("Agent"),
                 "element": agent_element,
-                "hint": _plain(_org_hint(org.agent_type)),
+                "hint": _plain(_default_hint(org.agent_type)),
             },
         ],
     }
-
-
-def _org_hint(option: ResolvedOption) -> str:
-    if option.value is None:
-        return "Empty: Codegen's own default for the organization."
-    return f"Empty: the organization's default, {shorten(option.value, 100)}."
 
 
 def read_defaults_submission(values: dict[str, Any]) -> dict[OptionField, str | None]:

@@ -50,7 +50,15 @@ def render_text(message: RenderedMessage) -> str:
             lines.append(f"[image: {block.get('alt_text', '')}]")
         elif kind == "markdown":
             lines.append(str(block.get("text", "")))
+        elif kind == "plan":  # a card's latest steps, one task card each
+            lines.append(str(block.get("title", "")))
+            for task in block.get("tasks", []):
+                mark = _TASK_MARKS.get(str(task.get("status")), "·")
+                lines.append(f"  {mark} {task.get('title', '')}")
     return "\n".join(lines)
+
+
+_TASK_MARKS = {"in_progress": "▸", "complete": "✓", "pending": "·", "error": "✗"}
 
 
 def _text_of(obj: Any) -> str:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from bot.devtools.terminal import render_text
 from bot.intake.options import resolve_options
 from bot.requests import RunOptions
-from bot.slack.render import CardView, RenderedMessage, render_card
+from bot.slack.render import CardView, ProgressStep, RenderedMessage, render_card
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 WEB_URL = "https://codegen.com/agent/trace/123"
@@ -38,6 +38,26 @@ def test_render_text_of_a_card_is_readable() -> None:
     assert "Requested by @U123 · repo `acme/web` (inline)" in text
     assert f"[View run] {WEB_URL}" in lines
     assert "&lt;" not in text and "&amp;" not in text
+
+
+def test_render_text_shows_a_cards_latest_steps_as_a_plan_or_as_lines() -> None:
+    steps = (
+        ProgressStep(tool="file_edit", thought="Updating the login handler"),
+        ProgressStep(tool="ripgrep_search", thought="Looking for the session cookie"),
+    )
+    as_plan = render_text(
+        render_card(running_view().model_copy(update={"progress": steps}), now=NOW)
+    )
+    lines = as_plan.splitlines()
+    start = lines.index("Latest steps")
+    assert lines[start + 1 : start + 3] == [
+        "  ▸ file_edit — Updating the login handler",
+        "  ✓ ripgrep_search — Looking for the session cookie",
+    ]
+    plain = running_view().model_copy(update={"progress": steps, "plan_blocks": False})
+    as_lines = render_text(render_card(plain, now=NOW))
+    assert "*Latest steps*" in as_lines
+    assert "`file_edit` — Updating the login handler" in as_lines
 
 
 def test_render_text_of_fields_header_divider_and_fallback() -> None:

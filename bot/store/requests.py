@@ -6,15 +6,16 @@ fenced on its token (see leases.py) and return False when the lease was lost.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.requests import StoredOptions, Trigger
+from bot.store.group_commit import GroupCommit
 from bot.store.leases import Leases
 from bot.store.tables import (
     QueuedRequest,
@@ -24,6 +25,7 @@ from bot.store.tables import (
     SeenEvent,
     TrackedRun,
 )
+from bot.store.upsert import dialect_insert
 
 
 @dataclass(frozen=True)
@@ -84,9 +86,15 @@ class QueuePlace:
 
 
 class RequestStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], leases: Leases) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], leases: Leases, *, is_postgres: bool
+    ) -> None:
         self.sessions = sessions
         self.leases = leases
+        self.is_postgres = is_postgres
+        self._adds: GroupCommit[tuple[QueuedRequest, str | None], bool] = GroupCommit(
+            self._add_batch
+        )
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -145,18 +153,37 @@ class RequestStore:
 
     async def add(self, request: QueuedRequest, *, dedupe_key: str | None = None) -> bool:
         """Commit a new request, and its delivery's key in the same transaction; False (and
-        nothing written) when the key was seen before: a retried delivery."""
-        try:
-            async with self.sessions.begin() as session:
-                if dedupe_key:
-                    session.add(SeenEvent(event_id=dedupe_key, seen_at=request.created_at))
-                    await session.flush()  # the key's unique constraint decides, first
-                session.add(request)
-        except IntegrityError:
-            if dedupe_key is None:
-                raise
-            return False
-        return True
+        nothing written) when the key was seen before: a retried delivery. Requests added at
+        the same moment share a transaction (bot.store.group_commit)."""
+        return await self._adds.submit((request, dedupe_key))
+
+    async def _add_batch(self, batch: Sequence[tuple[QueuedRequest, str | None]]) -> list[bool]:
+        """One transaction: the delivery keys first (a key already seen, in the store or
+        earlier in the batch, drops its request), then one INSERT of the requests left."""
+        keys = [key for _, key in batch if key]
+        async with self.sessions.begin() as session:
+            new_keys: set[str] = set()
+            if keys:
+                seen_at = {key: request.created_at for request, key in batch if key}
+                upsert = dialect_insert(is_postgres=self.is_postgres)(SeenEvent)
+                inserted = await session.scalars(
+                    upsert.values([{"event_id": k, "seen_at": t} for k, t in seen_at.items()])
+                    .on_conflict_do_nothing(index_elements=[SeenEvent.event_id])
+                    .returning(SeenEvent.event_id)
+                )
+                new_keys = set(inserted.all())
+            added: list[bool] = []
+            rows: list[dict[str, Any]] = []
+            for request, key in batch:
+                fresh = key is None or key in new_keys
+                new_keys.discard(key or "")  # a second delivery in the same batch is repeated
+                added.append(fresh)
+                if fresh:
+                    rows.append(_insert_values(request))
+            if rows:
+                # The table's INSERT, not the ORM's: no unit of work for rows written once.
+                await session.execute(insert(cast(Table, QueuedRequest.__table__)), rows)
+        return added
 
     async def claim_due(
         self, *, owner: str, now: datetime, lease_seconds: float, limit: int
@@ -368,3 +395,18 @@ class RequestStore:
         async with self.sessions.begin() as session:
             result = await session.execute(statement)
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _insert_values(request: QueuedRequest) -> dict[str, Any]:
+    """A new request's columns for a Core INSERT, its defaults filled in on the object too
+    (as a flush would have): preparing it reads them."""
+    values: dict[str, Any] = {}
+    for attribute in QueuedRequest.__mapper__.column_attrs:
+        column = attribute.columns[0]
+        value = getattr(request, attribute.key)
+        if value is None and column.default is not None:
+            default: Any = column.default
+            value = default.arg(None) if default.is_callable else default.arg
+            setattr(request, attribute.key, value)
+        values[column.key] = value
+    return values

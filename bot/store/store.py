@@ -39,7 +39,7 @@ class Store:
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.is_postgres = engine.dialect.name == "postgresql"
         self.leases = Leases(self.sessions, is_postgres=self.is_postgres)
-        self.requests = RequestStore(self.sessions, self.leases)
+        self.requests = RequestStore(self.sessions, self.leases, is_postgres=self.is_postgres)
         self.runs = RunStore(self.sessions, self.leases)
         self.budgets = BudgetStore(self.sessions, is_postgres=self.is_postgres)
         self.channels = ChannelStore(self.sessions)

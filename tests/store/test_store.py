@@ -329,6 +329,35 @@ async def test_adding_a_request_records_its_delivery_once(store: Store, clock: F
     assert not await store.events.first_sighting("C1:1.000001", now=clock.now())
 
 
+async def test_requests_added_at_once_share_transactions_and_each_gets_its_answer(
+    store: Store, clock: FakeClock
+) -> None:
+    rows = [make_request(clock) for _ in range(30)]
+    keys: list[str | None] = [f"C1:{n}.000001" if n % 3 else None for n in range(30)]
+    keys[29] = keys[28]  # the same delivery twice, in the same burst
+    added = await asyncio.gather(
+        *(store.requests.add(row, dedupe_key=key) for row, key in zip(rows, keys, strict=True))
+    )
+    assert added == [True] * 29 + [False]
+    assert store.requests._adds.batches < 30  # the burst did not take 30 transactions
+    pending = {r.id for r in await store.requests.pending(org_id=1)}
+    assert pending == {row.id for row in rows[:29]}
+    # The defaults are on the objects the preparer goes on with, as a flush would leave them.
+    assert (rows[0].attempts, rows[0].prepared, rows[0].ambiguous) == (0, False, False)
+
+
+async def test_a_request_the_database_refuses_fails_alone(store: Store, clock: FakeClock) -> None:
+    good, bad, also_good = make_request(clock), make_request(clock), make_request(clock)
+    bad.prompt = None  # type: ignore[assignment]  # NOT NULL: refused on both databases
+    results = await asyncio.gather(
+        *(store.requests.add(row) for row in (good, bad, also_good)), return_exceptions=True
+    )
+    assert results[0] is True and results[2] is True
+    assert isinstance(results[1], Exception)
+    pending = {r.id for r in await store.requests.pending(org_id=1)}
+    assert pending == {good.id, also_good.id}
+
+
 async def test_a_spend_restamped_when_its_call_left_counts_from_then(
     store: Store, clock: FakeClock
 ) -> None:

@@ -17,13 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.limits import wait_before_next
 from bot.store.tables import RateBudget, RateSpend
+from bot.store.upsert import dialect_insert
 
 
 @dataclass(frozen=True)
@@ -78,19 +77,14 @@ class BudgetStore:
                     this = (blocked_until - now).total_seconds()
                     counts[window.bucket] = window.limit  # blocked: nothing is left
                 else:
-                    # The window only needs its newest `limit` spends to say when one leaves.
-                    times = await self._spent(
-                        session,
-                        org_id=org_id,
-                        bucket=window.bucket,
-                        now=now,
-                        window=window.seconds,
-                        newest=window.limit,
+                    count, leaving = await self._fill(
+                        session, org_id=org_id, bucket=window.bucket, now=now, window=window
                     )
-                    counts[window.bucket] = len(times)
-                    this = wait_before_next(
-                        times, limit=window.limit, window=window.seconds, now=now
-                    )
+                    counts[window.bucket] = count
+                    this = 0.0
+                    if count >= window.limit and leaving is not None:
+                        # The limit-th newest call must leave the window first.
+                        this = max(0.0, (leaving - now).total_seconds() + window.seconds)
                 if this > wait:
                     wait, full = this, window.bucket
             if wait > 0:
@@ -145,7 +139,7 @@ class BudgetStore:
     ) -> datetime | None:
         """Take the budget's lock (creating its row the first time) in one statement, and
         return its block."""
-        upsert = _dialect_insert(is_postgres=self.is_postgres)(RateBudget)
+        upsert = dialect_insert(is_postgres=self.is_postgres)(RateBudget)
         statement = (
             upsert.values(org_id=org_id, bucket=bucket, touched_at=now)
             .on_conflict_do_update(
@@ -156,6 +150,28 @@ class BudgetStore:
         )
         return (await session.execute(statement)).scalar_one()
 
+    async def _fill(
+        self, session: AsyncSession, *, org_id: int, bucket: str, now: datetime, window: Window
+    ) -> tuple[int, datetime | None]:
+        """How many of the window's newest `limit` spends there are, and the oldest of them:
+        one row from the database (a full window of chat.postMessage holds 600 spends, each
+        a datetime to build in Python if they were fetched)."""
+        newest = (
+            select(RateSpend.spent_at)
+            .where(
+                RateSpend.org_id == org_id,
+                RateSpend.bucket == bucket,
+                RateSpend.spent_at > now - timedelta(seconds=window.seconds),
+            )
+            .order_by(RateSpend.spent_at.desc())
+            .limit(window.limit)
+            .subquery()
+        )
+        count, oldest = (
+            await session.execute(select(func.count(), func.min(newest.c.spent_at)))
+        ).one()
+        return int(count), oldest
+
     async def _spent(
         self,
         session: AsyncSession,
@@ -164,27 +180,12 @@ class BudgetStore:
         bucket: str,
         now: datetime,
         window: float,
-        newest: int | None = None,
     ) -> list[datetime]:
-        """The spends in the window (only the `newest` so many, when given)."""
+        """The spends in the window."""
         query = select(RateSpend.spent_at).where(
             RateSpend.org_id == org_id,
             RateSpend.bucket == bucket,
             RateSpend.spent_at > now - timedelta(seconds=window),
         )
-        if newest is not None:
-            query = query.order_by(RateSpend.spent_at.desc()).limit(newest)
         rows = await session.scalars(query)
         return list(rows.all())
-
-
-def _dialect_insert(*, is_postgres: bool) -> Any:
-    """The INSERT of the dialect in use (for ON CONFLICT). Imported here, not at the top:
-    the PostgreSQL dialect costs a SQLite install about 25 ms of start-up for nothing."""
-    if is_postgres:
-        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-
-        return postgresql_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert

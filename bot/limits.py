@@ -17,10 +17,18 @@ def wait_before_next(
     than `limit` calls (0.0: it fits now)."""
     start = now - timedelta(seconds=window)
     recent = sorted(t for t in spent if t > start)
-    if len(recent) < limit:
-        return 0.0
     # The call that must leave the window first is the limit-th newest one.
-    leaving = recent[len(recent) - limit]
+    leaving = recent[len(recent) - limit] if len(recent) >= limit else None
+    return wait_for_slot(len(recent), leaving, limit=limit, window=window, now=now)
+
+
+def wait_for_slot(
+    in_window: int, leaving: datetime | None, *, limit: int, window: float, now: datetime
+) -> float:
+    """wait_before_next from what a store can count: the calls in the window (as far as
+    `limit`) and the limit-th newest of them, which must leave before another fits."""
+    if in_window < limit or leaving is None:
+        return 0.0
     return max(0.0, (leaving + timedelta(seconds=window) - now).total_seconds())
 
 

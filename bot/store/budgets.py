@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.limits import wait_for_slot
 from bot.store.tables import RateBudget, RateSpend
 from bot.store.upsert import dialect_insert
 
@@ -81,10 +82,9 @@ class BudgetStore:
                         session, org_id=org_id, bucket=window.bucket, now=now, window=window
                     )
                     counts[window.bucket] = count
-                    this = 0.0
-                    if count >= window.limit and leaving is not None:
-                        # The limit-th newest call must leave the window first.
-                        this = max(0.0, (leaving - now).total_seconds() + window.seconds)
+                    this = wait_for_slot(
+                        count, leaving, limit=window.limit, window=window.seconds, now=now
+                    )
                 if this > wait:
                     wait, full = this, window.bucket
             if wait > 0:

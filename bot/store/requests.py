@@ -160,11 +160,10 @@ class RequestStore:
     async def _add_batch(self, batch: Sequence[tuple[QueuedRequest, str | None]]) -> list[bool]:
         """One transaction: the delivery keys first (a key already seen, in the store or
         earlier in the batch, drops its request), then one INSERT of the requests left."""
-        keys = [key for _, key in batch if key]
+        seen_at = {key: request.created_at for request, key in batch if key}
         async with self.sessions.begin() as session:
             new_keys: set[str] = set()
-            if keys:
-                seen_at = {key: request.created_at for request, key in batch if key}
+            if seen_at:
                 upsert = dialect_insert(is_postgres=self.is_postgres)(SeenEvent)
                 inserted = await session.scalars(
                     upsert.values([{"event_id": k, "seen_at": t} for k, t in seen_at.items()])
@@ -176,7 +175,8 @@ class RequestStore:
             rows: list[dict[str, Any]] = []
             for request, key in batch:
                 fresh = key is None or key in new_keys
-                new_keys.discard(key or "")  # a second delivery in the same batch is repeated
+                if key:
+                    new_keys.discard(key)  # a second delivery in the same batch is repeated
                 added.append(fresh)
                 if fresh:
                     rows.append(_insert_values(request))

@@ -993,8 +993,7 @@ class FakeSlack:
     def _chat_post_message(self, call: SlackCall) -> dict[str, Any]:
         self._check_blocks(call)
         channel = self._resolve_channel(call.get("channel"))
-        if not self.channels[channel].get("is_member", True):
-            raise SlackApiFailure("not_in_channel")
+        self._check_member(channel)
         if not (call.get("text") or call.get("blocks") or call.get("attachments")):
             raise SlackApiFailure("no_text")
         thread_ts = call.get("thread_ts") or None
@@ -1110,12 +1109,16 @@ class FakeSlack:
         channel = str(call.get("channel") or "")
         if not channel or (channel not in self.channels and channel[0] not in "CDG"):
             raise SlackApiFailure("channel_not_found")
+        self._check_member(channel)
+        return channel
+
+    def _check_member(self, channel: str) -> None:
+        """Slack's answer to a bot outside a conversation: a public channel says so, a private
+        one or a DM between others is hidden from it."""
         info = self._channel(channel)
         if not info.get("is_member", True):
-            raise SlackApiFailure(
-                "channel_not_found" if info.get("is_private") else "not_in_channel"
-            )
-        return channel
+            hidden = info.get("is_private") or info.get("is_im") or info.get("is_mpim")
+            raise SlackApiFailure("channel_not_found" if hidden else "not_in_channel")
 
     @staticmethod
     def _page(

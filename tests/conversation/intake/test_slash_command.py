@@ -80,6 +80,27 @@ async def test_the_metadata_sent_to_codegen_is_the_design_contract(sqlite_url: s
         }
 
 
+async def test_a_minute_of_more_slash_commands_than_slack_answers_look_ups_all_show_at_once(
+    sqlite_url: str,
+) -> None:
+    """Sixty commands in a minute, in twelve channels: Slack answers 50 membership look-ups a
+    minute (Tier 3), so a bot that asked before each post would leave ten of them without a
+    message. Each is posted in its channel with its card within the minute."""
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        channels = [f"C{n:02d}" for n in range(12)]
+        for n in range(60):
+            assert "Queued" in ack_text(await chat.slash(f"task {n}", channel=channels[n % 12]))
+            await chat.advance(1.0)
+        for channel in channels:
+            roots = [
+                m for m in chat.slack.bot_messages(channel) if m.get("thread_ts") in (None, m["ts"])
+            ]
+            assert len(roots) == 5, channel
+            for root in roots:
+                assert len(chat.slack.bot_messages(channel, root["ts"])) >= 2  # root and card
+        assert all(row.prepared for row in await chat.queued_requests())
+
+
 async def test_in_a_private_channel_the_bot_is_not_in_it_reports_in_a_dm(
     sqlite_url: str,
 ) -> None:

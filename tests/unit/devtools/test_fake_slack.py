@@ -191,8 +191,13 @@ async def test_channels_users_dms_and_permalinks(slack: FakeSlack, client: Async
     info = await client.conversations_info(channel="C2")
     assert info["channel"]["is_private"] is True
     assert info["channel"]["is_member"] is False
+    # As Slack answers a bot outside a conversation: a private one is hidden from it.
     with pytest.raises(SlackApiError) as err:
         await client.chat_postMessage(channel="C2", text="x")
+    assert err.value.response["error"] == "channel_not_found"
+    slack.add_channel("C3", name="public", is_member=False)
+    with pytest.raises(SlackApiError) as err:
+        await client.chat_postMessage(channel="C3", text="x")
     assert err.value.response["error"] == "not_in_channel"
 
     user = await client.users_info(user="U7")

@@ -42,6 +42,7 @@ from bot.errors import (
     RequestRefused,
     RunNotFound,
     SlackBusy,
+    TryLater,
     UnexpectedResponse,
 )
 from bot.intake.accounts import Accounts, Credential
@@ -199,8 +200,14 @@ class Dispatcher:
         waiting: dict[float, list[str]] = {}
         for row in rows:
             if blocked_for is not None:
-                # Queue order: nobody overtakes a request that waits for the budget.
-                waiting.setdefault(blocked_for, []).append(row.id)
+                # Queue order: nobody overtakes a request that waits for the budget. Its card
+                # need not wait with it: one not yet prepared is prepared now, so a person at
+                # the back of a long queue sees their request and its place at once.
+                wait: float | None = blocked_for
+                if not row.prepared:
+                    wait = await self._prepare_to_wait(row, owner, wait=blocked_for)
+                if wait is not None:
+                    waiting.setdefault(wait, []).append(row.id)
                 continue
             if not row.prepared and self._slack_busy_for is not None:
                 # Slack had no room to prepare the one before: the rest wait in the outbox too.
@@ -235,6 +242,32 @@ class Dispatcher:
         except Exception:
             log.exception("showing queue places failed")
         return sent
+
+    async def _prepare_to_wait(
+        self, row: QueuedRequest, owner: str, *, wait: float
+    ) -> float | None:
+        """Prepare a request that waits `wait` behind the create budget all the same: how long
+        it waits now (less, when Slack had no room to prepare it: it is tried again once Slack
+        has), or None when it was handled instead (refused, or given back to retry)."""
+        if self._slack_busy_for is None:
+            await self.traffic.make_way()
+            with log_context(request_id=row.id, channel_id=row.channel_id, user_id=row.user_id):
+                try:
+                    prepared = await self.preparer.prepare(row, owner=owner, release=False)
+                except SlackBusy as busy:
+                    self._slack_busy_for = busy.wait or RETRY_BASE
+                except Exception as error:
+                    log.warning(
+                        "preparing request %s failed; trying again later",
+                        row.id,
+                        exc_info=not isinstance(error, TryLater),
+                    )
+                    await self._retry(row, owner, "preparing: internal error", ambiguous=False)
+                    return None
+                else:
+                    return wait if prepared else None
+        assert self._slack_busy_for is not None
+        return min(wait, self._slack_busy_for)
 
     async def _dispatch(self, row: QueuedRequest, owner: str) -> Outcome:
         """True: sent; False: handled otherwise; Blocked/Deferred: wait that long."""

@@ -127,3 +127,21 @@ async def test_creates_stay_within_the_limit_at_the_api_while_the_database_is_sl
         assert len(creates) == 25
         assert chat.emulator.rate_limited_count == 0
         assert most_in_window([c.at for c in creates], seconds=60) <= 10
+
+
+async def test_requests_behind_the_create_budget_show_their_cards_while_they_wait(
+    sqlite_url: str,
+) -> None:
+    """Twenty commands at once in one channel: Slack takes about ten posts in ten seconds there,
+    so most are prepared (root and card) after intake gave them back, by the dispatcher, and
+    the create budget holds ten of them for a minute. Their cards need not wait that minute."""
+    async with Conversation.start(database_url=sqlite_url, codegen_create_per_minute=10) as chat:
+        for n in range(1, 21):
+            await chat.slash(f"task {n}")
+            chat.clock.advance(0.001)
+        await chat.advance(50)
+        assert len(chat.emulator.created_bodies()) == 10  # the rest wait for the next minute
+        rows = await chat.queued_requests()
+        assert len(rows) == 20
+        assert all(row.prepared and row.card_ts for row in rows)
+        assert len(roots(chat, "C1")) == 20

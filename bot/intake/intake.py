@@ -104,8 +104,12 @@ class Intake:
     async def admit(self, request: RunRequest) -> Admission:
         """Commit a request that passed `refusal` to the outbox and start preparing it."""
         with log_context(channel_id=request.slack.channel_id, user_id=request.slack.user_id):
-            owner = new_lease_owner(self.replica_id)
-            row = self._row(request, owner=owner)
+            # When Slack is known to have no room for its root message, preparing it now
+            # could only be refused (and cost a write to give it back): it waits in the
+            # outbox, unleased, for the dispatcher to prepare once Slack has room.
+            slack_wait = self.preparer.slack_wait(request)
+            owner = None if slack_wait > 0 else new_lease_owner(self.replica_id)
+            row = self._row(request, owner=owner, wait=slack_wait)
             try:
                 added = await self.store.requests.add(row, dedupe_key=request.dedupe_key)
             except (SQLAlchemyError, OSError) as error:
@@ -116,7 +120,8 @@ class Intake:
                 log.info("dropping repeated delivery of message %s", request.dedupe_key)
                 return Admission.REPEATED
             self.metrics.requests_queued_total.labels(trigger=request.slack.trigger.value).inc()
-            self._background.start(self._prepare(row, request, owner=owner))
+            if owner is not None:
+                self._background.start(self._prepare(row, request, owner=owner))
             return Admission.QUEUED
 
     async def take(self, request: RunRequest) -> Admission | None:
@@ -160,8 +165,10 @@ class Intake:
         """Wait until every admitted request and hint has been handled (tests, shutdown)."""
         await self._background.idle()
 
-    def _row(self, request: RunRequest, *, owner: str) -> QueuedRequest:
+    def _row(self, request: RunRequest, *, owner: str | None, wait: float) -> QueuedRequest:
+        """The outbox row of `request`, leased to `owner` (None: due in `wait` seconds)."""
         now = self.clock.now()
+        lease_expires_at = now + timedelta(seconds=self.lease_seconds) if owner else None
         return QueuedRequest(
             id=str(uuid.uuid4()),
             org_id=self.settings.effective_org_id,
@@ -179,9 +186,9 @@ class Intake:
             trigger=request.slack.trigger,
             thread_ts=request.slack.thread_ts,
             message_ts=request.slack.message_ts,
-            next_attempt_at=now,
+            next_attempt_at=now + timedelta(seconds=wait),
             lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=self.lease_seconds),
+            lease_expires_at=lease_expires_at,
             created_at=now,
             updated_at=now,
         )

@@ -38,6 +38,33 @@ async def test_a_flood_is_stored_before_each_ack_and_prepared_a_few_at_a_time(
         assert not [t for t in chat.ephemeral_texts() if "try again" in t]
 
 
+async def test_requests_past_slacks_room_in_a_channel_wait_without_a_try_that_must_fail(
+    sqlite_url: str,
+) -> None:
+    """Twenty commands at once in one channel: Slack takes about ten posts there in ten
+    seconds, a root and a card each. Once the bot knows the channel is full, the requests
+    after wait in the outbox for Slack's room instead of being tried, refused and given back
+    (one write and several look-ups each, in the middle of a burst of acks)."""
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        for n in range(20):
+            assert "Queued" in ack_text(await chat.slash(f"task {n}"))
+            chat.clock.advance(0.001)
+        held = chat.runtime.metrics.registry.get_sample_value(
+            "codegen_bot_slack_calls_total", {"method": "chat.postMessage", "outcome": "no_budget"}
+        )
+        assert held == 1  # the one that found the channel full
+        rows = await chat.queued_requests()
+        waiting = [row for row in rows if not row.prepared]
+        assert len(waiting) == 15  # five prepared; the sixth was tried and given back
+        assert all(
+            row.lease_owner is None and row.next_attempt_at > chat.clock.now() for row in waiting
+        )
+
+        await chat.run_until_idle(limit=3600)
+        prompts = sorted(b["prompt"] for b in chat.emulator.created_bodies())
+        assert prompts == sorted(f"task {n}" for n in range(20))
+
+
 @contextlib.contextmanager
 def _store_refuses_requests(database_url: str) -> Iterator[None]:
     """The outbox table is gone for a moment (as if the database were broken): every insert

@@ -198,6 +198,10 @@ class Intake:
         async with self._preparing:
             await self.traffic.make_way()  # the acks still arriving go first
             with log_context(request_id=row.id, **context):
+                slack_wait = self.preparer.slack_wait(request)
+                if slack_wait > 0:  # Slack's room ran out while it waited its turn
+                    await self._release(row, owner=owner, wait=slack_wait)
+                    return
                 try:
                     prepared = await self.preparer.prepare(row, owner=owner)
                 except SlackBusy as busy:

@@ -65,6 +65,25 @@ async def test_requests_past_slacks_room_in_a_channel_wait_without_a_try_that_mu
         assert prompts == sorted(f"task {n}" for n in range(20))
 
 
+async def test_requests_queued_for_preparation_when_slack_fills_up_are_not_tried_either(
+    sqlite_url: str,
+) -> None:
+    """The same twenty at once, all acked before any is prepared: those still waiting for
+    their turn to be prepared when the channel fills up wait for Slack's room untried."""
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        acks = await asyncio.gather(*(chat.slash(f"task {n}", settle=False) for n in range(20)))
+        assert all("Queued" in ack_text(a) for a in acks)
+        await chat.settle()
+        held = chat.runtime.metrics.registry.get_sample_value(
+            "codegen_bot_slack_calls_total", {"method": "chat.postMessage", "outcome": "no_budget"}
+        )
+        # Only what was under way when it filled (a root or a card each) and a card the
+        # dispatcher tried again; untried, the other fourteen would each add one.
+        assert held is not None and held <= 2 * PREPARE_CONCURRENCY
+        await chat.run_until_idle(limit=3600)
+        assert len(chat.emulator.created_bodies()) == 20
+
+
 @contextlib.contextmanager
 def _store_refuses_requests(database_url: str) -> Iterator[None]:
     """The outbox table is gone for a moment (as if the database were broken): every insert

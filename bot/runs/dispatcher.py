@@ -199,19 +199,23 @@ class Dispatcher:
         # Requests that wait behind another, given back together in one write per wait.
         waiting: dict[float, list[str]] = {}
         for row in rows:
+            if not row.prepared and self._slack_busy_for is not None:
+                # Slack had no room to prepare the one before: the rest wait in the outbox too
+                # (behind a request the create budget holds back, no longer than it waits).
+                wait = self._slack_busy_for
+                if blocked_for is not None:
+                    wait = min(wait, blocked_for)
+                waiting.setdefault(wait, []).append(row.id)
+                continue
             if blocked_for is not None:
                 # Queue order: nobody overtakes a request that waits for the budget. Its card
                 # need not wait with it: one not yet prepared is prepared now, so a person at
                 # the back of a long queue sees their request and its place at once.
-                wait: float | None = blocked_for
+                behind: float | None = blocked_for
                 if not row.prepared:
-                    wait = await self._prepare_to_wait(row, owner, wait=blocked_for)
-                if wait is not None:
-                    waiting.setdefault(wait, []).append(row.id)
-                continue
-            if not row.prepared and self._slack_busy_for is not None:
-                # Slack had no room to prepare the one before: the rest wait in the outbox too.
-                waiting.setdefault(self._slack_busy_for, []).append(row.id)
+                    behind = await self._prepare_to_wait(row, owner, wait=blocked_for)
+                if behind is not None:
+                    waiting.setdefault(behind, []).append(row.id)
                 continue
             await self.traffic.make_way()  # acks first (bot.traffic)
             with log_context(request_id=row.id, channel_id=row.channel_id, user_id=row.user_id):
@@ -249,35 +253,39 @@ class Dispatcher:
         """Prepare a request that waits `wait` behind the create budget all the same: how long
         it waits now (less, when Slack had no room to prepare it: it is tried again once Slack
         has), or None when it was handled instead (refused, or given back to retry)."""
-        if self._slack_busy_for is None:
-            await self.traffic.make_way()
-            with log_context(request_id=row.id, channel_id=row.channel_id, user_id=row.user_id):
-                try:
-                    prepared = await self.preparer.prepare(row, owner=owner, release=False)
-                except SlackBusy as busy:
-                    self._slack_busy_for = busy.wait or RETRY_BASE
-                except Exception as error:
-                    log.warning(
-                        "preparing request %s failed; trying again later",
-                        row.id,
-                        exc_info=not isinstance(error, TryLater),
-                    )
-                    await self._retry(row, owner, "preparing: internal error", ambiguous=False)
-                    return None
-                else:
-                    return wait if prepared else None
-        assert self._slack_busy_for is not None
-        return min(wait, self._slack_busy_for)
+        await self.traffic.make_way()
+        with log_context(request_id=row.id, channel_id=row.channel_id, user_id=row.user_id):
+            try:
+                ready = await self._prepare(row, owner)
+            except Exception as error:
+                log.warning(
+                    "preparing request %s failed; trying again later",
+                    row.id,
+                    exc_info=not isinstance(error, TryLater),
+                )
+                await self._retry(row, owner, "preparing: internal error", ambiguous=False)
+                return None
+        if isinstance(ready, Deferred):
+            return min(wait, ready.wait)
+        return wait if ready else None
+
+    async def _prepare(self, row: QueuedRequest, owner: str) -> Outcome:
+        """Prepare `row`, keeping its lease: True when ready, False when handled (refused, or
+        the lease lost), Deferred when Slack has no room (the rest of the pass waits too)."""
+        try:
+            if not await self.preparer.prepare(row, owner=owner, release=False):
+                return False
+        except SlackBusy as busy:
+            self._slack_busy_for = busy.wait or RETRY_BASE
+            return Deferred(self._slack_busy_for)
+        return True
 
     async def _dispatch(self, row: QueuedRequest, owner: str) -> Outcome:
         """True: sent; False: handled otherwise; Blocked/Deferred: wait that long."""
         if not row.prepared:
-            try:
-                if not await self.preparer.prepare(row, owner=owner, release=False):
-                    return False
-            except SlackBusy as busy:
-                self._slack_busy_for = busy.wait or RETRY_BASE
-                return Deferred(self._slack_busy_for)
+            ready = await self._prepare(row, owner)
+            if ready is not True:
+                return ready
         if row.ambiguous:
             try:
                 found = await self._find_sent(row)

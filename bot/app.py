@@ -17,15 +17,15 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-import httpx
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
 
 from bot.clock import Clock, SystemClock
-from bot.codegen.client import DEFAULT_TIMEOUT, CodegenClient
+from bot.codegen.client import DEFAULT_TIMEOUT_SECONDS, CodegenClient
 from bot.codegen.models import StatusKind, classify_status
 from bot.config import Settings
 from bot.home import HOME_TICK_SECONDS, AppHome
@@ -61,6 +61,9 @@ from bot.store.store import Store
 from bot.traffic import AckTraffic
 from bot.web import READY_TIMEOUT_SECONDS, Health, build_http_app
 from handlers.slack import register
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +226,7 @@ async def build_runtime(
             observer=metrics.codegen_call,
             clock=clock,
             transport=codegen_transport,
-            timeout=DEFAULT_TIMEOUT if codegen_timeout is None else httpx.Timeout(codegen_timeout),
+            timeout=DEFAULT_TIMEOUT_SECONDS if codegen_timeout is None else codegen_timeout,
             verify=tls,
         )
 
@@ -240,11 +243,15 @@ async def build_runtime(
         on_error=metrics.slack_error,
         on_call=metrics.slack_call,
     )
-    http = OnDemandClient(
-        lambda: httpx.AsyncClient(
+
+    def http_client() -> httpx.AsyncClient:
+        import httpx  # with the first download or response_url (bot.http_clients)
+
+        return httpx.AsyncClient(
             timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False, verify=tls()
         )
-    )
+
+    http = OnDemandClient(http_client)
     sessions = AgentSessions(slack=slack, store=store, clock=clock)
     await store.agent_sessions.forget_refusals()
     cards = RunCards(slack=slack, clock=clock, sessions=sessions)

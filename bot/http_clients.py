@@ -1,9 +1,10 @@
 """HTTP clients made when first used.
 
 Making an httpx client builds its transport: a TLS context loaded with the CA bundle and the
-import of httpcore, about 35 ms, a sixth of the bot's start-up. None of it is needed to answer
-Slack, so the bot makes its clients at their first request (a tick or a prepared request,
-after start-up) and every client shares one TLS context (`shared_tls`).
+import of httpcore, about 35 ms, a sixth of the bot's start-up; importing httpx itself is
+another 13 ms. None of it is needed to answer Slack, so the bot makes its clients at their
+first request (a tick or a prepared request, after start-up), every client shares one TLS
+context (`shared_tls`), and the modules that use httpx import it where they use it.
 """
 
 from __future__ import annotations
@@ -11,13 +12,22 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 from functools import cache
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 
 def shared_tls() -> Callable[[], ssl.SSLContext]:
     """One TLS context for every client that asks, made when the first one asks."""
-    return cache(httpx.create_ssl_context)
+
+    @cache
+    def context() -> ssl.SSLContext:
+        import httpx
+
+        return httpx.create_ssl_context()
+
+    return context
 
 
 class OnDemandClient:

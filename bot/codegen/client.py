@@ -20,9 +20,8 @@ import random
 import ssl
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-import httpx
 from pydantic import BaseModel, ValidationError
 
 from bot.clock import Clock, SystemClock, full_jitter
@@ -42,11 +41,16 @@ from bot.codegen.models import (
 from bot.errors import CodegenError, RateLimited, Unavailable, UnexpectedResponse
 from bot.http_clients import OnDemandClient
 
+if TYPE_CHECKING:
+    import httpx
+
 log = logging.getLogger(__name__)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
+# Seconds for each read, write and pool wait; connecting never waits longer than CONNECT.
+DEFAULT_TIMEOUT_SECONDS: Final = 10.0
+CONNECT_TIMEOUT_SECONDS: Final = 5.0
 # A read answered 429 is retried in place only when the wait is this short; longer waits go
 # back to the caller, whose rate limiter blocks the whole org.
 MAX_INLINE_RETRY_AFTER_SECONDS: Final = 5.0
@@ -66,7 +70,7 @@ class CodegenClient:
         base_url: str,
         token: str,
         org_id: int,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
         read_retries: int = 3,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -76,7 +80,8 @@ class CodegenClient:
         verify: ssl.SSLContext | bool | Callable[[], ssl.SSLContext] = True,
     ) -> None:
         """`verify` may be a function giving the TLS context (bot.http_clients.shared_tls):
-        the client is made at its first request, and the context with it."""
+        the client is made at its first request, and the context with it (httpx itself is
+        imported then: nothing of it is needed to start)."""
         self._base_url = base_url.rstrip("/")
         self._org_id = org_id
         self._read_retries = max(0, read_retries)
@@ -85,13 +90,14 @@ class CodegenClient:
         self._clock: Clock = clock or SystemClock()
         self._rng = rng or random.Random()
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
 
         def make() -> httpx.AsyncClient:
+            import httpx
+
             return httpx.AsyncClient(
                 base_url=self._base_url,
                 headers=headers,
-                timeout=timeout,
+                timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_SECONDS)),
                 transport=transport,
                 verify=verify() if callable(verify) else verify,
                 # Redirects could carry the Authorization header elsewhere; the API never
@@ -282,6 +288,8 @@ class CodegenClient:
         json: dict[str, Any] | None = None,
     ) -> httpx.Response:
         """One attempt. Returns a 2xx response or raises the typed error for what happened."""
+        import httpx  # loaded by the client's first request (see __init__)
+
         try:
             response = await self._http.client().request(method, path, params=params, json=json)
         except httpx.HTTPError as error:

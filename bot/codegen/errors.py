@@ -17,9 +17,7 @@ an answer is, carrying the server's own message (or, for 422, its `detail` list)
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from bot.clock import parse_retry_after
 from bot.codegen.models import (
@@ -42,6 +40,9 @@ from bot.errors import (
     Unavailable,
     UnexpectedResponse,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["error_for_response", "error_for_transport"]
 
@@ -84,6 +85,8 @@ def error_for_response(endpoint: str, response: httpx.Response, *, now: datetime
 
 def error_for_transport(endpoint: str, error: httpx.HTTPError) -> Unavailable:
     """Whether the request may have reached the server decides `ambiguous`."""
+    import httpx  # already loaded: `error` is one of its exceptions
+
     kind = type(error).__name__
     if isinstance(error, httpx.ConnectTimeout | httpx.ConnectError | httpx.PoolTimeout):
         # Never sent: no connection (or no free connection in our pool) was obtained.

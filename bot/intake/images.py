@@ -43,9 +43,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-import httpx
-
 if TYPE_CHECKING:
+    import httpx
     from PIL import Image
 
 from bot.requests import SlackFile
@@ -406,6 +405,8 @@ async def _download(
     slack_api_url: str,
     cap: int,
 ) -> bytes:
+    import httpx  # already loaded: `http` is one of its clients
+
     headers = {"Authorization": f"Bearer {bot_token}"}
     for _hop in range(MAX_REDIRECTS + 1):
         if not is_allowed_host(url, slack_api_url=slack_api_url):

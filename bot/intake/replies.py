@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 
-import httpx
-
 from bot.errors import SlackError
 from bot.http_clients import OnDemandClient
 from bot.requests import RunRequest, StopRequest
@@ -23,6 +21,8 @@ class Replies:
     async def to_requester(self, request: RunRequest | StopRequest, text: str) -> None:
         """An ephemeral answer to the person who made `request`."""
         if request.response_url:
+            import httpx  # with the client's first request (bot.http_clients)
+
             try:
                 await self.http.client().post(
                     request.response_url,

@@ -8,10 +8,11 @@ Each server runs as its own process; the fake Slack and the Codegen emulator run
 (bench/services.py) and the load comes from this one, so no two share an event loop. The bot
 stores and prepares every request it acks (its card, its root message, its queue place, its
 create at 10 a minute) while the acks are measured: background work must not starve the ack
-path. Start-up is the time from spawning the process to its first /healthz 200, the bot on a
-database already at the newest revision (a restart) and, shown beside it, on a new one; and the
-bare app made to import the libraries the bot is built on first (`--libraries`), the floor
-under any bot on this stack.
+path. The requests go in two rounds, the apps' order reversed in the second (bare, bot, bot,
+bare), and each app's latencies are pooled. Start-up is the time from spawning the process to
+its first /healthz 200, the bot on a database already at the newest revision (a restart) and,
+shown beside it, on a new one; and the bare app made to import the libraries the bot is built
+on first (`--libraries`), the floor under any bot on this stack.
 """
 
 from __future__ import annotations
@@ -208,10 +209,36 @@ def _slash(n: int, response_url: str) -> tuple[str, dict[str, str]]:
     }
 
 
+@dataclass
+class AckSamples:
+    """What one app's rounds of load measured, pooled."""
+
+    latencies_ms: list[float]
+    acked: int = 0
+    requests: int = 0
+    cpu_s: float = 0.0
+
+    def figures(self) -> AckFigures:
+        return AckFigures(
+            p50_ms=statistics.median(self.latencies_ms),
+            p99_ms=percentile(self.latencies_ms, 0.99),
+            acked=self.acked,
+            requests=self.requests,
+            cpu_ms_per_request=self.cpu_s * 1000 / self.requests,
+        )
+
+
 async def load(
-    server: Server, *, requests: int, concurrency: int, response_urls: list[str], offset: int
-) -> AckFigures:
-    """`requests` signed slash commands, `concurrency` at a time; latency of each ack."""
+    server: Server,
+    *,
+    requests: int,
+    concurrency: int,
+    response_urls: list[str],
+    offset: int,
+    into: AckSamples,
+) -> None:
+    """`requests` signed slash commands, `concurrency` at a time; the latency of each ack,
+    whether it was acked, and the server's CPU time are added to `into`."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     url = f"http://127.0.0.1:{server.port}/slack/events"
     async with httpx.AsyncClient(timeout=30, limits=limits) as http:
@@ -239,13 +266,10 @@ async def load(
         cpu_before = _cpu_seconds(server.process.pid)
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         cpu = _cpu_seconds(server.process.pid) - cpu_before
-    return AckFigures(
-        p50_ms=statistics.median(latencies),
-        p99_ms=percentile(latencies, 0.99),
-        acked=acked,
-        requests=requests,
-        cpu_ms_per_request=cpu * 1000 / requests,
-    )
+    into.latencies_ms += latencies
+    into.acked += acked
+    into.requests += requests
+    into.cpu_s += cpu
 
 
 def compile_bytecode() -> None:
@@ -257,11 +281,16 @@ def compile_bytecode() -> None:
 
 
 async def measure(
-    *, requests: int, concurrency: int, starts: int
+    *, requests: int, concurrency: int, starts: int, rounds: int = 2
 ) -> tuple[dict[str, AckFigures], dict[str, StartFigures]]:
-    needed = 2 * (requests + concurrency)
+    """Start-ups, then `requests` acks of each app in `rounds` rounds, the order of the two
+    apps reversed from one round to the next (bare, bot, bot, bare): a stretch of time when
+    the machine is slower, or a drift across the run, falls on both apps alike instead of on
+    whichever ran then. The latencies of an app's rounds are pooled."""
+    per_round = [requests // rounds + (i < requests % rounds) for i in range(rounds)]
+    needed = 2 * (requests + rounds * concurrency)
     compile_bytecode()
-    acks: dict[str, AckFigures] = {}
+    samples = {kind: AckSamples([]) for kind in ("bare", "bot")}
     start_times: dict[str, list[float]] = {"bare": [], "libraries": [], "bot": []}
     first: float | None = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -278,21 +307,29 @@ async def measure(
                         start_times[kind].append(seconds)
                     await server.stop()
             offset = 0
-            for kind in ("bare", "bot"):
-                server = servers[kind]
-                await server.start(probe)
-                try:
-                    acks[kind] = await load(
-                        server,
-                        requests=requests,
-                        concurrency=concurrency,
-                        response_urls=response_urls,
-                        offset=offset,
+            for round_, count in enumerate(per_round):
+                order = ("bare", "bot") if round_ % 2 == 0 else ("bot", "bare")
+                for kind in order:
+                    server = servers[kind]
+                    await server.start(probe)
+                    try:
+                        await load(
+                            server,
+                            requests=count,
+                            concurrency=concurrency,
+                            response_urls=response_urls,
+                            offset=offset,
+                            into=samples[kind],
+                        )
+                    finally:
+                        await server.stop()
+                    offset += count + concurrency
+                    print(
+                        f"measured acks of the {kind} app, round {round_ + 1} of {rounds}",
+                        file=sys.stderr,
+                        flush=True,
                     )
-                finally:
-                    await server.stop()
-                offset += requests + concurrency
-                print(f"measured acks of the {kind} app", file=sys.stderr, flush=True)
+    acks = {kind: pooled.figures() for kind, pooled in samples.items()}
     startup = {
         "bare": StartFigures(statistics.median(start_times["bare"])),
         "libraries": StartFigures(statistics.median(start_times["libraries"])),
@@ -306,9 +343,15 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     acks, startup = asyncio.run(
-        measure(requests=args.requests, concurrency=args.concurrency, starts=args.starts)
+        measure(
+            requests=args.requests,
+            concurrency=args.concurrency,
+            starts=args.starts,
+            rounds=args.rounds,
+        )
     )
     print(f"libraries alone: start {startup['libraries'].median_s:.2f} s")
     for kind in ("bare", "bot"):

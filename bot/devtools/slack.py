@@ -251,6 +251,7 @@ class FakeSlack:
         self._reactions: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self._dms: dict[str, str] = {}
         self._response_uses: dict[int, int] = {}
+        self._expired_responses: set[int] = set()
         self._queued: dict[str, deque[_Scripted]] = {}
         self._declared: dict[str, _Scripted] = {}
         self._ts_counter = 0
@@ -604,6 +605,11 @@ class FakeSlack:
         self._response_uses[n] = 0
         return f"{self.base_url}/response/{n}"
 
+    def expire_response_urls(self) -> None:
+        """Every response URL given out so far answers 404 `expired_url` from now on, as Slack's
+        do 30 minutes after their command (a request prepared later cannot use its own)."""
+        self._expired_responses.update(self._response_uses)
+
     # -- reading what happened ---------------------------------------------------------------
 
     def calls_to(self, method: str) -> list[SlackCall]:
@@ -906,6 +912,8 @@ class FakeSlack:
             observer(SlackCall("response_url", body, headers, None), {})
         if n not in self._response_uses:
             return JSONResponse({"ok": False, "error": "no_service"}, status_code=404)
+        if n in self._expired_responses:
+            return JSONResponse({"ok": False, "error": "expired_url"}, status_code=404)
         self._response_uses[n] += 1
         if self._response_uses[n] > 5:  # Slack allows five uses of a response URL
             return JSONResponse({"ok": False, "error": "used_url"}, status_code=404)

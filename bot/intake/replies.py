@@ -24,13 +24,22 @@ class Replies:
             import httpx  # with the client's first request (bot.http_clients)
 
             try:
-                await self.http.client().post(
+                answer = await self.http.client().post(
                     request.response_url,
                     json={"response_type": "ephemeral", "replace_original": False, "text": text},
                 )
-                return
             except httpx.HTTPError as error:
                 log.warning("response_url failed (%s); falling back to chat.postEphemeral", error)
+            else:
+                if answer.is_success:
+                    return
+                # Slack refuses a response URL 30 minutes after its command, or after five
+                # uses, with a 404: the person would never see the note. (The URL itself is
+                # a credential to post in the channel: never logged.)
+                log.warning(
+                    "response_url answered %s; falling back to chat.postEphemeral",
+                    answer.status_code,
+                )
         await self.whisper(
             channel=request.slack.channel_id,
             user=request.slack.user_id,

@@ -141,6 +141,25 @@ async def test_in_a_private_channel_the_bot_is_not_in_it_reports_in_a_dm(
         assert len(chat.slack.bot_messages(dm_channel)) == 5  # 2 roots, 2 cards, 1 final reply
 
 
+async def test_a_note_whose_response_url_has_expired_still_reaches_the_person(
+    sqlite_url: str,
+) -> None:
+    """Slack refuses a response URL after 30 minutes or five uses (404, not a connection
+    error): a note sent after that goes by chat.postEphemeral instead of being lost."""
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        chat.slack.add_channel("G1", name="secret", is_private=True, is_member=False)
+        response = await chat.slash("audit the billing code", channel="G1", settle=False)
+        assert "Queued" in ack_text(response)
+        chat.slack.expire_response_urls()  # before the note that it went to a DM is sent
+        await chat.settle()
+
+        assert [r.url for r in chat.slack.responses] != []  # it was tried, and refused
+        told = [str(e.get("text")) for e in chat.slack.ephemerals]
+        assert len(told) == 1 and "in a DM with you" in told[0]
+        assert chat.slack.ephemerals[0]["user"] == "U1"
+        assert chat.slack.ephemerals[0]["channel"] == "G1"
+
+
 async def test_help_status_and_list(sqlite_url: str) -> None:
     async with Conversation.start(database_url=sqlite_url) as chat:
         help_text = ack_text(await chat.slash("help"))

@@ -272,12 +272,13 @@ async def load(
     into.cpu_s += cpu
 
 
-def compile_bytecode() -> None:
-    """The bot's bytecode, as installing it leaves it (pip compiles every module of a wheel).
-    A checkout run with PYTHONDONTWRITEBYTECODE, as on this machine, would otherwise compile
-    its 90 modules from source at every start, which is not what a deployed bot does."""
+def compile_bytecode(tree: Path = ROOT) -> None:
+    """The bytecode of the bot in `tree`, as installing it leaves it (pip compiles every module
+    of a wheel). A checkout run with PYTHONDONTWRITEBYTECODE, as on this machine, would
+    otherwise compile its 90 modules from source at every start, which is not what a deployed
+    bot does."""
     for package in ("bot", "handlers"):
-        compileall.compile_dir(ROOT / package, quiet=1)
+        compileall.compile_dir(tree / package, quiet=1)
 
 
 async def measure(

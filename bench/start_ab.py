@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import compileall
 import statistics
 import sys
 import tempfile
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.acks import Server, services  # noqa: E402
+from bench.acks import Server, compile_bytecode, services  # noqa: E402
 
 
 class TreeBot(Server):
@@ -44,8 +43,7 @@ class TreeBot(Server):
 
 async def measure(trees: dict[str, Path], *, starts: int) -> dict[str, float]:
     for tree in trees.values():
-        for package in ("bot", "handlers"):
-            compileall.compile_dir(tree / package, quiet=1)
+        compile_bytecode(tree)
     times: dict[str, list[float]] = {"bare": [], **{name: [] for name in trees}}
     with tempfile.TemporaryDirectory() as tmp:
         async with services(10) as urls, httpx.AsyncClient(timeout=2) as probe:

@@ -4,9 +4,10 @@ Times are stored as naive UTC (UTCDateTime) so that SQLite, which compares them 
 PostgreSQL order them the same way. The states a row moves through are enums stored as their
 string values (EnumText), and the options a request runs with are a model (StoredOptions)
 stored as JSON: code never reads a bare string or a JSON bag.
-"""
 
-from __future__ import annotations
+The annotations are not postponed (no `from __future__ import annotations`): SQLAlchemy would
+evaluate each `Mapped[...]` from its string, and the mappings are made at start-up.
+"""
 
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -133,11 +134,11 @@ class ReplyState(StrEnum):
     PAUSE_POSTED = "pause-posted"
 
     @classmethod
-    def posting(cls, kind: ReplyKind) -> ReplyState:
+    def posting(cls, kind: ReplyKind) -> "ReplyState":
         return cls.FINAL_POSTING if kind is ReplyKind.FINAL else cls.PAUSE_POSTING
 
     @classmethod
-    def posted(cls, kind: ReplyKind) -> ReplyState:
+    def posted(cls, kind: ReplyKind) -> "ReplyState":
         return cls.FINAL_POSTED if kind is ReplyKind.FINAL else cls.PAUSE_POSTED
 
     @property

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
@@ -97,6 +98,9 @@ class Intake:
         self.wake_dispatcher = wake_dispatcher
         self._background = BackgroundTasks()
         self._preparing = asyncio.Semaphore(prepare_concurrency)
+        # What the preparations admitted here and not done yet will post, by channel: Slack's
+        # room in a channel is spoken for by those before (Preparer.slack_wait).
+        self._posts_ahead: Counter[str] = Counter()
         self.lease_seconds = lease_seconds
 
     # -- entry points --------------------------------------------------------------------------
@@ -104,25 +108,39 @@ class Intake:
     async def admit(self, request: RunRequest) -> Admission:
         """Commit a request that passed `refusal` to the outbox and start preparing it."""
         with log_context(channel_id=request.slack.channel_id, user_id=request.slack.user_id):
-            # When Slack is known to have no room for its root message, preparing it now
-            # could only be refused (and cost a write to give it back): it waits in the
-            # outbox, unleased, for the dispatcher to prepare once Slack has room.
-            slack_wait = self.preparer.slack_wait(request)
+            # When Slack is known to have no room for its root message, or the preparations
+            # under way here will fill the channel, preparing it now could only be refused
+            # (and cost a write to give it back): it waits in the outbox, unleased, for the
+            # dispatcher to prepare once Slack has room.
+            channel, posts = request.slack.channel_id, self.preparer.channel_posts(request)
+            slack_wait = self.preparer.slack_wait(request, posts_ahead=self._posts_ahead[channel])
             owner = None if slack_wait > 0 else new_lease_owner(self.replica_id)
+            if owner is not None:  # spoken for now: the admissions during the insert count it
+                self._posts_ahead[channel] += posts
             row = self._row(request, owner=owner, wait=slack_wait)
             try:
                 added = await self.store.requests.add(row, dedupe_key=request.dedupe_key)
             except (SQLAlchemyError, OSError) as error:
                 log.error("could not queue a request: the store refused it (%s)", error)
                 self.metrics.requests_unqueued_total.inc()
+                added = None
+            if not added and owner is not None:
+                self._posted(channel, posts)
+            if added is None:
                 return Admission.UNAVAILABLE
             if not added:
                 log.info("dropping repeated delivery of message %s", request.dedupe_key)
                 return Admission.REPEATED
             self.metrics.requests_queued_total.labels(trigger=request.slack.trigger.value).inc()
             if owner is not None:
-                self._background.start(self._prepare(row, request, owner=owner))
+                self._background.start(self._prepare_counted(row, request, owner=owner))
             return Admission.QUEUED
+
+    def _posted(self, channel: str, posts: int) -> None:
+        """A preparation counted in `_posts_ahead` is done (or never began)."""
+        self._posts_ahead[channel] -= posts
+        if self._posts_ahead[channel] <= 0:
+            del self._posts_ahead[channel]
 
     async def take(self, request: RunRequest) -> Admission | None:
         """A message's request: refused or admitted, the person told in the background when
@@ -192,6 +210,15 @@ class Intake:
             created_at=now,
             updated_at=now,
         )
+
+    async def _prepare_counted(
+        self, row: QueuedRequest, request: RunRequest, *, owner: str
+    ) -> None:
+        """`_prepare`; its posts, counted in `_posts_ahead` at admission, uncounted when done."""
+        try:
+            await self._prepare(row, request, owner=owner)
+        finally:
+            self._posted(request.slack.channel_id, self.preparer.channel_posts(request))
 
     async def _prepare(self, row: QueuedRequest, request: RunRequest, *, owner: str) -> None:
         context = {"channel_id": request.slack.channel_id, "user_id": request.slack.user_id}

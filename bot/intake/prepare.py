@@ -40,7 +40,7 @@ from bot.intake.members import Member, Members, not_a_member_text
 from bot.intake.options import channel_options, org_options, resolve_options
 from bot.intake.replies import Replies
 from bot.requests import RunRequest, StoredOptions, Trigger
-from bot.slack.budget import Priority
+from bot.slack.budget import CHANNEL_POST_RATE, Priority
 from bot.slack.cards import REACTION_RECEIVED, RunCards
 from bot.slack.gateway import SlackGateway
 from bot.slack.render import render_request_root
@@ -83,17 +83,30 @@ class Preparer:
         self.http = http
         self.clock = clock
 
-    def slack_wait(self, request: RunRequest) -> float:
+    def slack_wait(self, request: RunRequest, *, posts_ahead: int = 0) -> float:
         """Seconds Slack is known to have no room for the post preparing `request` cannot do
         without (a slash command's root message), from what this process knows: 0.0 when it
         may go now. Nothing else Slack is asked while preparing is worth holding one back for:
-        a reaction or a card that cannot go now goes later."""
+        a reaction or a card that cannot go now goes later.
+
+        `posts_ahead`: what the preparations this process has under way in the channel will
+        post there (`channel_posts`). Once they fill the channel's window, this one waits a
+        window instead of being tried when its turn comes, refused and given back."""
         budget = self.slack.budget
         if budget is None or not request.slack.trigger.posts_root:
             return 0.0
-        return budget.wait_hint(
+        known = budget.wait_hint(
             "chat.postMessage", channel=request.slack.channel_id, priority=Priority.HIGH
         )
+        if posts_ahead + self.channel_posts(request) > CHANNEL_POST_RATE.limit:
+            return max(known, CHANNEL_POST_RATE.window)
+        return known
+
+    @staticmethod
+    def channel_posts(request: RunRequest) -> int:
+        """Messages preparing `request` posts in its channel: its card, and a slash
+        command's root message before it."""
+        return 2 if request.slack.trigger.posts_root else 1
 
     async def prepare(self, row: QueuedRequest, *, owner: str, release: bool = True) -> bool:
         """Prepare `row` (held by `owner`); False if the request was refused or the lease lost.

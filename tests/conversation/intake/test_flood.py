@@ -68,8 +68,9 @@ async def test_requests_past_slacks_room_in_a_channel_wait_without_a_try_that_mu
 async def test_requests_queued_for_preparation_when_slack_fills_up_are_not_tried_either(
     sqlite_url: str,
 ) -> None:
-    """The same twenty at once, all acked before any is prepared: those still waiting for
-    their turn to be prepared when the channel fills up wait for Slack's room untried."""
+    """The same twenty at once, all acked before any is prepared: the first five's roots and
+    cards fill the channel's window, so the fifteen after wait for Slack's room from their
+    ack on, untried (each would have been refused and given back, a write apiece)."""
     async with Conversation.start(database_url=sqlite_url) as chat:
         acks = await asyncio.gather(*(chat.slash(f"task {n}", settle=False) for n in range(20)))
         assert all("Queued" in ack_text(a) for a in acks)
@@ -77,9 +78,13 @@ async def test_requests_queued_for_preparation_when_slack_fills_up_are_not_tried
         held = chat.runtime.metrics.registry.get_sample_value(
             "codegen_bot_slack_calls_total", {"method": "chat.postMessage", "outcome": "no_budget"}
         )
-        # Only what was under way when it filled (a root or a card each) and a card the
-        # dispatcher tried again; untried, the other fourteen would each add one.
-        assert held is not None and held <= 2 * PREPARE_CONCURRENCY
+        assert held is None  # no post was tried without room
+        rows = await chat.queued_requests()
+        waiting = [row for row in rows if not row.prepared]
+        assert len(waiting) == 15
+        assert all(
+            row.lease_owner is None and row.next_attempt_at > chat.clock.now() for row in waiting
+        )
         await chat.run_until_idle(limit=3600)
         assert len(chat.emulator.created_bodies()) == 20
 

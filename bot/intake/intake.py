@@ -115,26 +115,32 @@ class Intake:
             channel, posts = request.slack.channel_id, self.preparer.channel_posts(request)
             slack_wait = self.preparer.slack_wait(request, posts_ahead=self._posts_ahead[channel])
             owner = None if slack_wait > 0 else new_lease_owner(self.replica_id)
-            if owner is not None:  # spoken for now: the admissions during the insert count it
-                self._posts_ahead[channel] += posts
-            row = self._row(request, owner=owner, wait=slack_wait)
+            # Spoken for from now, so the admissions during the insert count it; handed to the
+            # preparation once it starts, given back on any other way out (cancellation too).
+            spoken_for = posts if owner is not None else 0
+            if spoken_for:
+                self._posts_ahead[channel] += spoken_for
             try:
-                added = await self.store.requests.add(row, dedupe_key=request.dedupe_key)
-            except (SQLAlchemyError, OSError) as error:
-                log.error("could not queue a request: the store refused it (%s)", error)
-                self.metrics.requests_unqueued_total.inc()
-                added = None
-            if not added and owner is not None:
-                self._posted(channel, posts)
-            if added is None:
-                return Admission.UNAVAILABLE
-            if not added:
-                log.info("dropping repeated delivery of message %s", request.dedupe_key)
-                return Admission.REPEATED
-            self.metrics.requests_queued_total.labels(trigger=request.slack.trigger.value).inc()
-            if owner is not None:
-                self._background.start(self._prepare_counted(row, request, owner=owner))
-            return Admission.QUEUED
+                row = self._row(request, owner=owner, wait=slack_wait)
+                try:
+                    added = await self.store.requests.add(row, dedupe_key=request.dedupe_key)
+                except (SQLAlchemyError, OSError) as error:
+                    log.error("could not queue a request: the store refused it (%s)", error)
+                    self.metrics.requests_unqueued_total.inc()
+                    return Admission.UNAVAILABLE
+                if not added:
+                    log.info("dropping repeated delivery of message %s", request.dedupe_key)
+                    return Admission.REPEATED
+                self.metrics.requests_queued_total.labels(trigger=request.slack.trigger.value).inc()
+                if owner is not None:
+                    self._background.start(
+                        self._prepare_counted(row, request, owner=owner, posts=spoken_for)
+                    )
+                    spoken_for = 0
+                return Admission.QUEUED
+            finally:
+                if spoken_for:
+                    self._posted(channel, spoken_for)
 
     def _posted(self, channel: str, posts: int) -> None:
         """A preparation counted in `_posts_ahead` is done (or never began)."""
@@ -212,13 +218,14 @@ class Intake:
         )
 
     async def _prepare_counted(
-        self, row: QueuedRequest, request: RunRequest, *, owner: str
+        self, row: QueuedRequest, request: RunRequest, *, owner: str, posts: int
     ) -> None:
-        """`_prepare`; its posts, counted in `_posts_ahead` at admission, uncounted when done."""
+        """`_prepare`; its `posts`, counted in `_posts_ahead` at admission, uncounted when
+        done."""
         try:
             await self._prepare(row, request, owner=owner)
         finally:
-            self._posted(request.slack.channel_id, self.preparer.channel_posts(request))
+            self._posted(request.slack.channel_id, posts)
 
     async def _prepare(self, row: QueuedRequest, request: RunRequest, *, owner: str) -> None:
         context = {"channel_id": request.slack.channel_id, "user_id": request.slack.user_id}

@@ -188,6 +188,14 @@ async def amain(args: argparse.Namespace) -> int:
             bare.acked,
         ),
         Row(
+            f"{label}: stored in the outbox",
+            bot.stored,
+            f"{requests:,}",
+            bot.stored == requests,
+            digits=0,
+        ),
+        Row(f"{label}: messages posted while acking", bot.posted, "", None, digits=0),
+        Row(
             f"{label}: server CPU / request",
             bot.cpu_ms_per_request,
             "",

@@ -36,6 +36,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from slack_sdk.signature import SignatureVerifier
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,8 +61,8 @@ class AckFigures:
     acked: int
     requests: int
     cpu_ms_per_request: float
-    stored: int = 0  # requests in the bot's outbox by the end of its load (its metrics)
-    posted: int = 0  # chat.postMessage calls Slack accepted meanwhile: roots and cards
+    stored: int = 0  # requests the bot queued over the measured acks (its /metrics)
+    posted: int = 0  # chat.postMessage calls Slack accepted over them: roots and cards
 
 
 @dataclass(frozen=True)
@@ -308,8 +309,6 @@ async def _outbox(http: aiohttp.ClientSession, server: Server) -> tuple[int, int
 
 def _metric(text: str, name: str, **labels: str) -> float:
     """The sum of the samples of `name` with `labels` in a Prometheus text exposition."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     return sum(
         sample.value
         for family in text_string_to_metric_families(text)

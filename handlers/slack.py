@@ -99,6 +99,94 @@ def register(
     `home_opened(team_id=…, user_id=…)` publishes a person's App Home (bot.home); the run
     form (`/codegen` alone, the "Send to Codegen" shortcut) is the composer's (bot.intake)."""
 
+    # First: Bolt tries listeners in the order they were added, and a slash command is what
+    # comes in bursts, so it should not be matched against every other listener first.
+    @app.command("/codegen")
+    async def codegen_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+        try:
+            slash = SlashCommand.model_validate(command)
+        except ValidationError as error:  # HTTP mode refuses these before Bolt; Socket Mode
+            log.warning("ignoring a malformed slash command: %s", error.errors()[0]["msg"])
+            await ack()
+            return
+        text, channel_id, user_id = slash.text, slash.channel_id, slash.user_id
+        try:
+            parsed = parse_command(text)
+        except OptionError as error:
+            await ack(response_type="ephemeral", text=error.message)
+            return
+        if isinstance(parsed, ComposeCommand):
+            told = await composer.open(
+                trigger_id=slash.trigger_id or "",
+                user_id=user_id,
+                origin=ComposeOrigin(team_id=slash.team_id, channel_id=channel_id),
+            )
+            await ack(response_type="ephemeral", text=told) if told else await ack()
+        elif isinstance(parsed, HelpCommand):
+            note = f"{parsed.note}\n\n" if parsed.note else ""
+            await ack(response_type="ephemeral", text=note + HELP_TEXT)
+        elif isinstance(parsed, AccountCommand):
+            if parsed.kind == "login":
+                told = await accounts.open_login(trigger_id=slash.trigger_id or "")
+                await ack(response_type="ephemeral", text=told) if told else await ack()
+            elif parsed.kind == "logout":
+                await ack(response_type="ephemeral", text=await accounts.logout(user_id))
+            else:
+                await ack(response_type="ephemeral", text=await accounts.whoami(user_id))
+        elif isinstance(parsed, StopCommand):
+            stop(
+                StopRequest(
+                    run_id=parsed.run_id,
+                    slack=SlackContext(
+                        team_id=slash.team_id,
+                        channel_id=channel_id,
+                        user_id=user_id,
+                        trigger=Trigger.SLASH_COMMAND,
+                    ),
+                    response_url=slash.response_url,
+                )
+            )
+            await ack(
+                response_type="ephemeral", text=f"Asking Codegen to stop run #{parsed.run_id}…"
+            )
+        elif isinstance(parsed, StatusCommand):
+            reply = await answers.status(parsed.run_id, user_id=user_id, channel_id=channel_id)
+            await ack(response_type="ephemeral", text=reply)
+        elif isinstance(parsed, ListCommand):
+            await ack(response_type="ephemeral", text=await answers.recent(user_id))
+        elif isinstance(parsed, ConfigShowCommand):
+            await ack(response_type="ephemeral", text=await answers.config(channel_id))
+        elif isinstance(parsed, ConfigSetCommand | ConfigResetCommand):
+            denied = intake.may_not_change_defaults(user_id=user_id, channel_id=channel_id)
+            if denied:
+                await ack(response_type="ephemeral", text=denied)
+            elif isinstance(parsed, ConfigSetCommand):
+                reply = await answers.set_config(channel_id, parsed, user_id=user_id)
+                await ack(response_type="ephemeral", text=reply)
+            else:
+                reply = await answers.reset_config(channel_id, user_id=user_id)
+                await ack(response_type="ephemeral", text=reply)
+        elif isinstance(parsed, RunCommand):
+            request = RunRequest(
+                prompt=slack_unescape(parsed.prompt),
+                options=parsed.options,
+                slack=SlackContext(
+                    team_id=slash.team_id,
+                    channel_id=channel_id,
+                    user_id=user_id,
+                    trigger=Trigger.SLASH_COMMAND,
+                ),
+                response_url=slash.response_url,
+            )
+            refusal = intake.refusal(request)
+            if refusal:
+                await ack(response_type="ephemeral", text=refusal)
+                return
+            if await intake.admit(request) is Admission.UNAVAILABLE:
+                await ack(response_type="ephemeral", text=STORE_UNAVAILABLE_TEXT)
+                return
+            await ack(response_type="ephemeral", text=intake.queued_text(request))
+
     @app.shortcut(SEND_TO_CODEGEN_ID)
     async def send_to_codegen(
         ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
@@ -251,92 +339,6 @@ def register(
                 ),
             )
         )
-
-    @app.command("/codegen")
-    async def codegen_command(ack: AsyncAck, command: dict[str, Any]) -> None:
-        try:
-            slash = SlashCommand.model_validate(command)
-        except ValidationError as error:  # HTTP mode refuses these before Bolt; Socket Mode
-            log.warning("ignoring a malformed slash command: %s", error.errors()[0]["msg"])
-            await ack()
-            return
-        text, channel_id, user_id = slash.text, slash.channel_id, slash.user_id
-        try:
-            parsed = parse_command(text)
-        except OptionError as error:
-            await ack(response_type="ephemeral", text=error.message)
-            return
-        if isinstance(parsed, ComposeCommand):
-            told = await composer.open(
-                trigger_id=slash.trigger_id or "",
-                user_id=user_id,
-                origin=ComposeOrigin(team_id=slash.team_id, channel_id=channel_id),
-            )
-            await ack(response_type="ephemeral", text=told) if told else await ack()
-        elif isinstance(parsed, HelpCommand):
-            note = f"{parsed.note}\n\n" if parsed.note else ""
-            await ack(response_type="ephemeral", text=note + HELP_TEXT)
-        elif isinstance(parsed, AccountCommand):
-            if parsed.kind == "login":
-                told = await accounts.open_login(trigger_id=slash.trigger_id or "")
-                await ack(response_type="ephemeral", text=told) if told else await ack()
-            elif parsed.kind == "logout":
-                await ack(response_type="ephemeral", text=await accounts.logout(user_id))
-            else:
-                await ack(response_type="ephemeral", text=await accounts.whoami(user_id))
-        elif isinstance(parsed, StopCommand):
-            stop(
-                StopRequest(
-                    run_id=parsed.run_id,
-                    slack=SlackContext(
-                        team_id=slash.team_id,
-                        channel_id=channel_id,
-                        user_id=user_id,
-                        trigger=Trigger.SLASH_COMMAND,
-                    ),
-                    response_url=slash.response_url,
-                )
-            )
-            await ack(
-                response_type="ephemeral", text=f"Asking Codegen to stop run #{parsed.run_id}…"
-            )
-        elif isinstance(parsed, StatusCommand):
-            reply = await answers.status(parsed.run_id, user_id=user_id, channel_id=channel_id)
-            await ack(response_type="ephemeral", text=reply)
-        elif isinstance(parsed, ListCommand):
-            await ack(response_type="ephemeral", text=await answers.recent(user_id))
-        elif isinstance(parsed, ConfigShowCommand):
-            await ack(response_type="ephemeral", text=await answers.config(channel_id))
-        elif isinstance(parsed, ConfigSetCommand | ConfigResetCommand):
-            denied = intake.may_not_change_defaults(user_id=user_id, channel_id=channel_id)
-            if denied:
-                await ack(response_type="ephemeral", text=denied)
-            elif isinstance(parsed, ConfigSetCommand):
-                reply = await answers.set_config(channel_id, parsed, user_id=user_id)
-                await ack(response_type="ephemeral", text=reply)
-            else:
-                reply = await answers.reset_config(channel_id, user_id=user_id)
-                await ack(response_type="ephemeral", text=reply)
-        elif isinstance(parsed, RunCommand):
-            request = RunRequest(
-                prompt=slack_unescape(parsed.prompt),
-                options=parsed.options,
-                slack=SlackContext(
-                    team_id=slash.team_id,
-                    channel_id=channel_id,
-                    user_id=user_id,
-                    trigger=Trigger.SLASH_COMMAND,
-                ),
-                response_url=slash.response_url,
-            )
-            refusal = intake.refusal(request)
-            if refusal:
-                await ack(response_type="ephemeral", text=refusal)
-                return
-            if await intake.admit(request) is Admission.UNAVAILABLE:
-                await ack(response_type="ephemeral", text=STORE_UNAVAILABLE_TEXT)
-                return
-            await ack(response_type="ephemeral", text=intake.queued_text(request))
 
     @app.event("app_mention")
     async def app_mention(event: dict[str, Any], context: AsyncBoltContext) -> None:

@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.limits import wait_for_slot
@@ -66,21 +67,21 @@ class BudgetStore:
         longest wait, spending nothing. `clock` is read once the budgets' locks are held."""
         ordered = sorted(windows, key=lambda w: w.bucket)
         async with self.sessions.begin() as session:
-            blocks = [
-                await self._lock(session, org_id=org_id, bucket=w.bucket, now=clock())
-                for w in ordered
-            ]
+            blocks = await self._lock_all(
+                session, org_id=org_id, buckets=[w.bucket for w in ordered], now=clock()
+            )
             now = clock()
+            open_windows = [w for w in ordered if not _blocked(blocks[w.bucket], now=now)]
+            fills = await self._fill_all(session, org_id=org_id, now=now, windows=open_windows)
             wait, full = 0.0, None
             counts: dict[str, int] = {}
-            for window, blocked_until in zip(ordered, blocks, strict=True):
-                if blocked_until is not None and blocked_until > now:
+            for window in ordered:
+                blocked_until = blocks[window.bucket]
+                if blocked_until is not None and window.bucket not in fills:
                     this = (blocked_until - now).total_seconds()
                     counts[window.bucket] = window.limit  # blocked: nothing is left
                 else:
-                    count, leaving = await self._fill(
-                        session, org_id=org_id, bucket=window.bucket, now=now, window=window
-                    )
+                    count, leaving = fills[window.bucket]
                     counts[window.bucket] = count
                     this = wait_for_slot(
                         count, leaving, limit=window.limit, window=window.seconds, now=now
@@ -89,10 +90,10 @@ class BudgetStore:
                     wait, full = this, window.bucket
             if wait > 0:
                 return Spend(wait=wait, full_bucket=full, in_window=counts)
+            spends = cast(Table, RateSpend.__table__)
             ids = await session.scalars(
-                insert(RateSpend)
-                .values([{"org_id": org_id, "bucket": w.bucket, "spent_at": now} for w in ordered])
-                .returning(RateSpend.id)
+                insert(spends).returning(spends.c.id, sort_by_parameter_order=True),
+                [{"org_id": org_id, "bucket": w.bucket, "spent_at": now} for w in ordered],
             )
             return Spend(
                 wait=0.0,
@@ -134,6 +135,57 @@ class BudgetStore:
             )
         return BudgetState(spent=spent, blocked_until=blocked)
 
+    async def _lock_all(
+        self, session: AsyncSession, *, org_id: int, buckets: Sequence[str], now: datetime
+    ) -> dict[str, datetime | None]:
+        """`_lock` for several budgets in one statement: their rows are written in the order
+        given (name order), so two spenders still never wait on each other; each one's block
+        is returned by bucket."""
+        # Core with one parameter set per row, not .values([...]): SQLAlchemy's compiled
+        # cache does not hold an ORM multi-row insert, which it compiled again at every call.
+        table = cast(Table, RateBudget.__table__)
+        upsert = dialect_insert(is_postgres=self.is_postgres)(table)
+        statement = upsert.on_conflict_do_update(
+            index_elements=[table.c.org_id, table.c.bucket],
+            set_={"touched_at": upsert.excluded.touched_at},
+        ).returning(table.c.bucket, table.c.blocked_until, sort_by_parameter_order=True)
+        rows = (
+            await session.execute(
+                statement, [{"org_id": org_id, "bucket": b, "touched_at": now} for b in buckets]
+            )
+        ).all()
+        return {bucket: blocked_until for bucket, blocked_until in rows}
+
+    async def _fill_all(
+        self, session: AsyncSession, *, org_id: int, now: datetime, windows: Sequence[Window]
+    ) -> dict[str, tuple[int, datetime | None]]:
+        """`_fill` for several windows in one statement (a UNION ALL of one row each)."""
+        if not windows:
+            return {}
+        parts = []
+        for window in windows:
+            newest = (
+                select(RateSpend.spent_at)
+                .where(
+                    RateSpend.org_id == org_id,
+                    RateSpend.bucket == window.bucket,
+                    RateSpend.spent_at > now - timedelta(seconds=window.seconds),
+                )
+                .order_by(RateSpend.spent_at.desc())
+                .limit(window.limit)
+                .subquery()
+            )
+            parts.append(
+                select(
+                    literal(window.bucket).label("bucket"),
+                    func.count().label("count"),
+                    func.min(newest.c.spent_at).label("oldest"),
+                )
+            )
+        statement = parts[0] if len(parts) == 1 else union_all(*parts)
+        rows = (await session.execute(statement)).all()
+        return {bucket: (int(count), oldest) for bucket, count, oldest in rows}
+
     async def _lock(
         self, session: AsyncSession, *, org_id: int, bucket: str, now: datetime
     ) -> datetime | None:
@@ -149,28 +201,6 @@ class BudgetStore:
             .returning(RateBudget.blocked_until)
         )
         return (await session.execute(statement)).scalar_one()
-
-    async def _fill(
-        self, session: AsyncSession, *, org_id: int, bucket: str, now: datetime, window: Window
-    ) -> tuple[int, datetime | None]:
-        """How many of the window's newest `limit` spends there are, and the oldest of them:
-        one row from the database (a full window of chat.postMessage holds 600 spends, each
-        a datetime to build in Python if they were fetched)."""
-        newest = (
-            select(RateSpend.spent_at)
-            .where(
-                RateSpend.org_id == org_id,
-                RateSpend.bucket == bucket,
-                RateSpend.spent_at > now - timedelta(seconds=window.seconds),
-            )
-            .order_by(RateSpend.spent_at.desc())
-            .limit(window.limit)
-            .subquery()
-        )
-        count, oldest = (
-            await session.execute(select(func.count(), func.min(newest.c.spent_at)))
-        ).one()
-        return int(count), oldest
 
     async def _spent(
         self,
@@ -189,3 +219,7 @@ class BudgetStore:
         )
         rows = await session.scalars(query)
         return list(rows.all())
+
+
+def _blocked(blocked_until: datetime | None, *, now: datetime) -> bool:
+    return blocked_until is not None and blocked_until > now

@@ -256,6 +256,58 @@ async def test_a_block_from_429_stops_spending_until_it_ends(
     assert await spend(store, clock.now()) == 0
 
 
+async def test_a_spend_from_two_windows_takes_a_slot_in_each_or_none(
+    database_url: str, store: Store, clock: FakeClock
+) -> None:
+    """A Slack post spends from its channel's window and its method's, whose rows are locked
+    and counted together: replicas posting to two channels at once never overfill either
+    window nor wait on each other, and a blocked window holds the other one back."""
+    engines = [create_engine(database_url) for _ in range(4)]
+    replicas = [Store(engine) for engine in engines]
+    method = Window("post", 6, 60)
+    granted: list[tuple[str, datetime]] = []
+
+    async def post(replica: Store, channel: str) -> None:
+        now = clock.now()
+        spent = await replica.budgets.try_spend(
+            org_id=2, windows=[method, Window(channel, 4, 60)], clock=lambda: now
+        )
+        if spent.wait == 0:
+            assert len(spent.spend_ids) == 2
+            granted.append((channel, now))
+        else:
+            assert spent.full_bucket in ("post", channel) and not spent.spend_ids
+
+    try:
+        for _step in range(12):
+            channels = ["chan-a", "chan-b", "chan-a", "chan-b"]
+            await asyncio.gather(*(post(r, c) for r, c in zip(replicas, channels, strict=True)))
+            clock.advance(10)
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    for _channel, start in granted:
+        in_window = [(c, t) for c, t in granted if start <= t < start + timedelta(seconds=60)]
+        assert len(in_window) <= 6
+        for name in ("chan-a", "chan-b"):
+            assert len([t for c, t in in_window if c == name]) <= 4
+    assert len(granted) >= 12  # 120 s at 6 a minute: the method's window sets the pace
+
+    clock.advance(120)  # both windows empty again; chan-c is blocked for 30 s from here
+    until = clock.now() + timedelta(seconds=30)
+    await store.budgets.block(org_id=2, bucket="chan-c", until=until, now=clock.now())
+    held = await store.budgets.try_spend(
+        org_id=2,
+        windows=[method, Window("chan-c", 4, 60)],
+        clock=lambda: until - timedelta(seconds=5),
+    )
+    assert (held.wait, held.full_bucket, held.spend_ids) == (5, "chan-c", ())
+    free = await store.budgets.try_spend(
+        org_id=2, windows=[method, Window("chan-c", 4, 60)], clock=lambda: until
+    )
+    assert free.wait == 0 and free.in_window == {"chan-c": 1, "post": 1}
+
+
 async def test_a_slack_event_is_seen_once(store: Store, clock: FakeClock) -> None:
     assert await store.events.first_sighting("Ev1", now=clock.now())
     assert not await store.events.first_sighting("Ev1", now=clock.now())

@@ -164,11 +164,15 @@ class RequestStore:
         async with self.sessions.begin() as session:
             new_keys: set[str] = set()
             if seen_at:
-                upsert = dialect_insert(is_postgres=self.is_postgres)(SeenEvent)
+                # Core with a parameter set per key, not .values([...]): SQLAlchemy's compiled
+                # cache does not hold an ORM multi-row insert (bot.store.budgets).
+                seen = cast(Table, SeenEvent.__table__)
+                upsert = dialect_insert(is_postgres=self.is_postgres)(seen)
                 inserted = await session.scalars(
-                    upsert.values([{"event_id": k, "seen_at": t} for k, t in seen_at.items()])
-                    .on_conflict_do_nothing(index_elements=[SeenEvent.event_id])
-                    .returning(SeenEvent.event_id)
+                    upsert.on_conflict_do_nothing(index_elements=[seen.c.event_id]).returning(
+                        seen.c.event_id
+                    ),
+                    [{"event_id": k, "seen_at": t} for k, t in seen_at.items()],
                 )
                 new_keys = set(inserted.all())
             added: list[bool] = []

@@ -71,14 +71,18 @@ class BudgetStore:
                 session, org_id=org_id, buckets=[w.bucket for w in ordered], now=clock()
             )
             now = clock()
-            open_windows = [w for w in ordered if not _blocked(blocks[w.bucket], now=now)]
-            fills = await self._fill_all(session, org_id=org_id, now=now, windows=open_windows)
+            blocked = {b: until for b, until in blocks.items() if until is not None and until > now}
+            fills = await self._fill_all(
+                session,
+                org_id=org_id,
+                now=now,
+                windows=[w for w in ordered if w.bucket not in blocked],
+            )
             wait, full = 0.0, None
             counts: dict[str, int] = {}
             for window in ordered:
-                blocked_until = blocks[window.bucket]
-                if blocked_until is not None and window.bucket not in fills:
-                    this = (blocked_until - now).total_seconds()
+                if window.bucket in blocked:
+                    this = (blocked[window.bucket] - now).total_seconds()
                     counts[window.bucket] = window.limit  # blocked: nothing is left
                 else:
                     count, leaving = fills[window.bucket]
@@ -116,7 +120,8 @@ class BudgetStore:
     async def block(self, *, org_id: int, bucket: str, until: datetime, now: datetime) -> None:
         """A 429 arrived: nobody spends from this budget before `until`."""
         async with self.sessions.begin() as session:
-            blocked_until = await self._lock(session, org_id=org_id, bucket=bucket, now=now)
+            blocks = await self._lock_all(session, org_id=org_id, buckets=[bucket], now=now)
+            blocked_until = blocks[bucket]
             if blocked_until is None or blocked_until < until:
                 await session.execute(
                     update(RateBudget)
@@ -138,9 +143,9 @@ class BudgetStore:
     async def _lock_all(
         self, session: AsyncSession, *, org_id: int, buckets: Sequence[str], now: datetime
     ) -> dict[str, datetime | None]:
-        """`_lock` for several budgets in one statement: their rows are written in the order
-        given (name order), so two spenders still never wait on each other; each one's block
-        is returned by bucket."""
+        """Take the budgets' locks (creating their rows the first time) in one statement, and
+        return each one's block by bucket. The rows are written in the order given (name
+        order), so two spenders never wait on each other."""
         # Core with one parameter set per row, not .values([...]): SQLAlchemy's compiled
         # cache does not hold an ORM multi-row insert, which it compiled again at every call.
         table = cast(Table, RateBudget.__table__)
@@ -159,7 +164,9 @@ class BudgetStore:
     async def _fill_all(
         self, session: AsyncSession, *, org_id: int, now: datetime, windows: Sequence[Window]
     ) -> dict[str, tuple[int, datetime | None]]:
-        """`_fill` for several windows in one statement (a UNION ALL of one row each)."""
+        """For each window, how many of its newest `limit` spends there are and the oldest of
+        them: one row a window, all in one statement (a full window of chat.postMessage holds
+        600 spends, each a datetime to build in Python if they were fetched)."""
         if not windows:
             return {}
         parts = []
@@ -186,22 +193,6 @@ class BudgetStore:
         rows = (await session.execute(statement)).all()
         return {bucket: (int(count), oldest) for bucket, count, oldest in rows}
 
-    async def _lock(
-        self, session: AsyncSession, *, org_id: int, bucket: str, now: datetime
-    ) -> datetime | None:
-        """Take the budget's lock (creating its row the first time) in one statement, and
-        return its block."""
-        upsert = dialect_insert(is_postgres=self.is_postgres)(RateBudget)
-        statement = (
-            upsert.values(org_id=org_id, bucket=bucket, touched_at=now)
-            .on_conflict_do_update(
-                index_elements=[RateBudget.org_id, RateBudget.bucket],
-                set_={"touched_at": upsert.excluded.touched_at},
-            )
-            .returning(RateBudget.blocked_until)
-        )
-        return (await session.execute(statement)).scalar_one()
-
     async def _spent(
         self,
         session: AsyncSession,
@@ -219,7 +210,3 @@ class BudgetStore:
         )
         rows = await session.scalars(query)
         return list(rows.all())
-
-
-def _blocked(blocked_until: datetime | None, *, now: datetime) -> bool:
-    return blocked_until is not None and blocked_until > now

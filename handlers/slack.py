@@ -137,12 +137,7 @@ def register(
             stop(
                 StopRequest(
                     run_id=parsed.run_id,
-                    slack=SlackContext(
-                        team_id=slash.team_id,
-                        channel_id=channel_id,
-                        user_id=user_id,
-                        trigger=Trigger.SLASH_COMMAND,
-                    ),
+                    slack=_slash_context(slash),
                     response_url=slash.response_url,
                 )
             )
@@ -170,12 +165,7 @@ def register(
             request = RunRequest(
                 prompt=slack_unescape(parsed.prompt),
                 options=parsed.options,
-                slack=SlackContext(
-                    team_id=slash.team_id,
-                    channel_id=channel_id,
-                    user_id=user_id,
-                    trigger=Trigger.SLASH_COMMAND,
-                ),
+                slack=_slash_context(slash),
                 response_url=slash.response_url,
             )
             refusal = intake.refusal(request)
@@ -407,6 +397,16 @@ def register(
     @app.action(re.compile(r".*"))
     async def other_action(ack: AsyncAck) -> None:
         await ack()
+
+
+def _slash_context(slash: SlashCommand) -> SlackContext:
+    """Where a slash command came from: its channel, no thread (a command has none)."""
+    return SlackContext(
+        team_id=slash.team_id,
+        channel_id=slash.channel_id,
+        user_id=slash.user_id,
+        trigger=Trigger.SLASH_COMMAND,
+    )
 
 
 async def _submission(ack: AsyncAck, body: dict[str, Any]) -> ViewSubmission | None:

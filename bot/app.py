@@ -29,7 +29,12 @@ from bot.codegen.client import DEFAULT_TIMEOUT_SECONDS, CodegenClient
 from bot.codegen.models import StatusKind, classify_status
 from bot.config import Settings
 from bot.home import HOME_TICK_SECONDS, AppHome
-from bot.http_clients import OnDemandClient, shared_tls
+from bot.http_clients import (
+    OnDemandClient,
+    close_slack_web_client,
+    shared_tls,
+    slack_web_client,
+)
 from bot.intake.accounts import Accounts
 from bot.intake.answers import Answers
 from bot.intake.catalog import RepoCatalog
@@ -177,6 +182,7 @@ class Runtime:
         await self.accounts.aclose()
         await self.codegen.aclose()
         await self.http.aclose()
+        await close_slack_web_client(self.slack_client)
         await self.store.dispose()
 
 
@@ -232,10 +238,7 @@ async def build_runtime(
 
     codegen = codegen_client(settings.effective_codegen_token)
     bot_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    # No retry handlers: the gateway retries, and only what cannot have reached Slack twice.
-    slack_client = AsyncWebClient(
-        token=bot_token, base_url=settings.slack_api_url, retry_handlers=[]
-    )
+    slack_client = slack_web_client(token=bot_token, base_url=settings.slack_api_url)
     slack = SlackGateway(
         slack_client,
         clock=clock,

@@ -1,4 +1,9 @@
-"""HTTP clients made when first used.
+"""HTTP clients: the bot's Slack Web API client, and httpx clients made when first used.
+
+Slack's client keeps its connections: slack_sdk's AsyncWebClient opens (and closes) an
+aiohttp session for every call unless it is handed one, which is a new TCP connection and
+TLS handshake per call. Sharing one session keeps them alive between calls: half the CPU of
+a call on loopback (0.79 -> 0.35 ms), and a round trip or two less to slack.com.
 
 Making an httpx client builds its transport: a TLS context loaded with the CA bundle and the
 import of httpcore, about 35 ms, a sixth of the bot's start-up; importing httpx itself is
@@ -14,8 +19,34 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING
 
+import aiohttp
+from slack_sdk.web.async_client import AsyncWebClient
+
 if TYPE_CHECKING:
     import httpx
+
+#: The longest a Slack call may take, as slack_sdk's own default (it applies its `timeout`
+#: only to the sessions it makes itself: a session handed to it carries its own).
+SLACK_TIMEOUT_SECONDS = 30.0
+
+
+def slack_web_client(*, token: str | None, base_url: str) -> AsyncWebClient:
+    """A Web API client whose calls share one aiohttp session (call in the event loop; close
+    it with `close_slack_web_client`). No retry handlers: bot.slack.gateway retries, and
+    only what cannot have reached Slack twice."""
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SLACK_TIMEOUT_SECONDS))
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        session=session,
+        timeout=int(SLACK_TIMEOUT_SECONDS),
+        retry_handlers=[],
+    )
+
+
+async def close_slack_web_client(client: AsyncWebClient) -> None:
+    if client.session is not None:
+        await client.session.close()
 
 
 def shared_tls() -> Callable[[], ssl.SSLContext]:

@@ -109,6 +109,7 @@ class SlackCall:
     token: str | None
     http_method: str = "POST"
     at: datetime | None = None  # on the fake's clock
+    peer: str | None = None  # the client's "host:port": one per connection it made
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.params.get(key, default)
@@ -767,7 +768,8 @@ class FakeSlack:
             token = str(params.pop("token"))
         headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
         await self._pass_gate(method)
-        call = SlackCall(method, params, headers, token, request.method, self.clock.now())
+        peer = f"{request.client.host}:{request.client.port}" if request.client else None
+        call = SlackCall(method, params, headers, token, request.method, self.clock.now(), peer)
         self.calls.append(call)
         return self._answer(call)
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, func, insert, literal, select, union_all, update
+from sqlalchemy import Integer, String, Table, bindparam, func, insert, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.expression import Executable
 
 from bot.limits import wait_for_slot
 from bot.store.tables import RateBudget, RateSpend
@@ -59,6 +60,11 @@ class BudgetStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, is_postgres: bool) -> None:
         self.sessions = sessions
         self.is_postgres = is_postgres
+        # Every call to Slack or Codegen spends, so the statements are built once, their
+        # values bound by name: building a SELECT of subqueries and its cache key cost a
+        # fifth of a spend's CPU when it was done at every call.
+        self._lock_statement = _lock_statement(is_postgres=is_postgres)
+        self._fill_statements: dict[int, Executable] = {}
 
     async def try_spend(
         self, *, org_id: int, windows: Sequence[Window], clock: Callable[[], datetime]
@@ -94,9 +100,8 @@ class BudgetStore:
                     wait, full = this, window.bucket
             if wait > 0:
                 return Spend(wait=wait, full_bucket=full, in_window=counts)
-            spends = cast(Table, RateSpend.__table__)
             ids = await session.scalars(
-                insert(spends).returning(spends.c.id, sort_by_parameter_order=True),
+                _SPEND_STATEMENT,
                 [{"org_id": org_id, "bucket": w.bucket, "spent_at": now} for w in ordered],
             )
             return Spend(
@@ -146,17 +151,10 @@ class BudgetStore:
         """Take the budgets' locks (creating their rows the first time) in one statement, and
         return each one's block by bucket. The rows are written in the order given (name
         order), so two spenders never wait on each other."""
-        # Core with one parameter set per row, not .values([...]): SQLAlchemy's compiled
-        # cache does not hold an ORM multi-row insert, which it compiled again at every call.
-        table = cast(Table, RateBudget.__table__)
-        upsert = dialect_insert(is_postgres=self.is_postgres)(table)
-        statement = upsert.on_conflict_do_update(
-            index_elements=[table.c.org_id, table.c.bucket],
-            set_={"touched_at": upsert.excluded.touched_at},
-        ).returning(table.c.bucket, table.c.blocked_until, sort_by_parameter_order=True)
         rows = (
             await session.execute(
-                statement, [{"org_id": org_id, "bucket": b, "touched_at": now} for b in buckets]
+                self._lock_statement,
+                [{"org_id": org_id, "bucket": b, "touched_at": now} for b in buckets],
             )
         ).all()
         return {bucket: blocked_until for bucket, blocked_until in rows}
@@ -169,28 +167,19 @@ class BudgetStore:
         600 spends, each a datetime to build in Python if they were fetched)."""
         if not windows:
             return {}
-        parts = []
-        for window in windows:
-            newest = (
-                select(RateSpend.spent_at)
-                .where(
-                    RateSpend.org_id == org_id,
-                    RateSpend.bucket == window.bucket,
-                    RateSpend.spent_at > now - timedelta(seconds=window.seconds),
-                )
-                .order_by(RateSpend.spent_at.desc())
-                .limit(window.limit)
-                .subquery()
+        statement = self._fill_statements.get(len(windows))
+        if statement is None:
+            statement = self._fill_statements[len(windows)] = _fill_statement(len(windows))
+        values: dict[str, object] = {"org_id": org_id}
+        for i, window in enumerate(windows):
+            values.update(
+                {
+                    f"bucket_{i}": window.bucket,
+                    f"since_{i}": now - timedelta(seconds=window.seconds),
+                    f"limit_{i}": window.limit,
+                }
             )
-            parts.append(
-                select(
-                    literal(window.bucket).label("bucket"),
-                    func.count().label("count"),
-                    func.min(newest.c.spent_at).label("oldest"),
-                )
-            )
-        statement = parts[0] if len(parts) == 1 else union_all(*parts)
-        rows = (await session.execute(statement)).all()
+        rows = (await session.execute(statement, values)).all()
         return {bucket: (int(count), oldest) for bucket, count, oldest in rows}
 
     async def _spent(
@@ -210,3 +199,47 @@ class BudgetStore:
         )
         rows = await session.scalars(query)
         return list(rows.all())
+
+
+def _lock_statement(*, is_postgres: bool) -> Executable:
+    """The budgets' rows upserted, one parameter set per row (org_id, bucket, touched_at),
+    each row's bucket and block returned in order. Core with a parameter set per row, not
+    .values([...]): SQLAlchemy's compiled cache does not hold an ORM multi-row insert."""
+    table = cast(Table, RateBudget.__table__)
+    upsert = dialect_insert(is_postgres=is_postgres)(table)
+    return upsert.on_conflict_do_update(
+        index_elements=[table.c.org_id, table.c.bucket],
+        set_={"touched_at": upsert.excluded.touched_at},
+    ).returning(table.c.bucket, table.c.blocked_until, sort_by_parameter_order=True)
+
+
+_SPENDS = cast(Table, RateSpend.__table__)
+#: A spend per window, one parameter set each (org_id, bucket, spent_at); their ids in order.
+_SPEND_STATEMENT = insert(_SPENDS).returning(_SPENDS.c.id, sort_by_parameter_order=True)
+
+
+def _fill_statement(windows: int) -> Executable:
+    """For `windows` windows, one row each: the bucket, how many of its newest `limit_i`
+    spends since `since_i` there are, and the oldest of them (bound: org_id, and bucket_i,
+    since_i and limit_i for each window i)."""
+    parts = []
+    for i in range(windows):
+        newest = (
+            select(RateSpend.spent_at)
+            .where(
+                RateSpend.org_id == bindparam("org_id"),
+                RateSpend.bucket == bindparam(f"bucket_{i}"),
+                RateSpend.spent_at > bindparam(f"since_{i}"),
+            )
+            .order_by(RateSpend.spent_at.desc())
+            .limit(bindparam(f"limit_{i}", type_=Integer))
+            .subquery()
+        )
+        parts.append(
+            select(
+                bindparam(f"bucket_{i}", type_=String).label("bucket"),
+                func.count().label("count"),
+                func.min(newest.c.spent_at).label("oldest"),
+            )
+        )
+    return parts[0] if windows == 1 else union_all(*parts)

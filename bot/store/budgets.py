@@ -20,11 +20,13 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Integer, String, Table, bindparam, func, insert, select, union_all, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.expression import Executable
 
 from bot.limits import wait_for_slot
 from bot.store.tables import RateBudget, RateSpend
+from bot.store.transactions import Transactions
 from bot.store.upsert import dialect_insert
 
 
@@ -57,8 +59,16 @@ class BudgetState:
 
 
 class BudgetStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, is_postgres: bool) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        transactions: Transactions,
+        *,
+        is_postgres: bool,
+    ) -> None:
         self.sessions = sessions
+        # A spend's transaction runs in one go (bot.store.transactions).
+        self.transactions = transactions
         self.is_postgres = is_postgres
         # Every call to Slack or Codegen spends, so the statements are built once, their
         # values bound by name: building a SELECT of subqueries and its cache key cost a
@@ -72,43 +82,56 @@ class BudgetStore:
         """Spend one call from every window if it fits in all of them (wait 0.0); else the
         longest wait, spending nothing. `clock` is read once the budgets' locks are held."""
         ordered = sorted(windows, key=lambda w: w.bucket)
-        async with self.sessions.begin() as session:
-            blocks = await self._lock_all(
-                session, org_id=org_id, buckets=[w.bucket for w in ordered], now=clock()
+        return await self.transactions.run(
+            lambda connection: self._try_spend(
+                connection, org_id=org_id, windows=ordered, clock=clock
             )
-            now = clock()
-            blocked = {b: until for b, until in blocks.items() if until is not None and until > now}
-            fills = await self._fill_all(
-                session,
-                org_id=org_id,
-                now=now,
-                windows=[w for w in ordered if w.bucket not in blocked],
-            )
-            wait, full = 0.0, None
-            counts: dict[str, int] = {}
-            for window in ordered:
-                if window.bucket in blocked:
-                    this = (blocked[window.bucket] - now).total_seconds()
-                    counts[window.bucket] = window.limit  # blocked: nothing is left
-                else:
-                    count, leaving = fills[window.bucket]
-                    counts[window.bucket] = count
-                    this = wait_for_slot(
-                        count, leaving, limit=window.limit, window=window.seconds, now=now
-                    )
-                if this > wait:
-                    wait, full = this, window.bucket
-            if wait > 0:
-                return Spend(wait=wait, full_bucket=full, in_window=counts)
-            ids = await session.scalars(
-                _SPEND_STATEMENT,
-                [{"org_id": org_id, "bucket": w.bucket, "spent_at": now} for w in ordered],
-            )
-            return Spend(
-                wait=0.0,
-                spend_ids=tuple(ids.all()),
-                in_window={bucket: count + 1 for bucket, count in counts.items()},
-            )
+        )
+
+    def _try_spend(
+        self,
+        connection: Connection,
+        *,
+        org_id: int,
+        windows: Sequence[Window],
+        clock: Callable[[], datetime],
+    ) -> Spend:
+        blocks = self._lock_all(
+            connection, org_id=org_id, buckets=[w.bucket for w in windows], now=clock()
+        )
+        now = clock()
+        blocked = {b: until for b, until in blocks.items() if until is not None and until > now}
+        fills = self._fill_all(
+            connection,
+            org_id=org_id,
+            now=now,
+            windows=[w for w in windows if w.bucket not in blocked],
+        )
+        wait, full = 0.0, None
+        counts: dict[str, int] = {}
+        for window in windows:
+            if window.bucket in blocked:
+                this = (blocked[window.bucket] - now).total_seconds()
+                counts[window.bucket] = window.limit  # blocked: nothing is left
+            else:
+                count, leaving = fills[window.bucket]
+                counts[window.bucket] = count
+                this = wait_for_slot(
+                    count, leaving, limit=window.limit, window=window.seconds, now=now
+                )
+            if this > wait:
+                wait, full = this, window.bucket
+        if wait > 0:
+            return Spend(wait=wait, full_bucket=full, in_window=counts)
+        ids = connection.scalars(
+            _SPEND_STATEMENT,
+            [{"org_id": org_id, "bucket": w.bucket, "spent_at": now} for w in windows],
+        )
+        return Spend(
+            wait=0.0,
+            spend_ids=tuple(ids.all()),
+            in_window={bucket: count + 1 for bucket, count in counts.items()},
+        )
 
     async def restamp(self, spend_ids: Sequence[int], *, at: datetime) -> None:
         """The call spent as `spend_ids` left at `at`: count it from then (never earlier)."""
@@ -124,16 +147,18 @@ class BudgetStore:
 
     async def block(self, *, org_id: int, bucket: str, until: datetime, now: datetime) -> None:
         """A 429 arrived: nobody spends from this budget before `until`."""
-        async with self.sessions.begin() as session:
-            blocks = await self._lock_all(session, org_id=org_id, buckets=[bucket], now=now)
+
+        def block(connection: Connection) -> None:
+            blocks = self._lock_all(connection, org_id=org_id, buckets=[bucket], now=now)
             blocked_until = blocks[bucket]
             if blocked_until is None or blocked_until < until:
-                await session.execute(
+                connection.execute(
                     update(RateBudget)
                     .where(RateBudget.org_id == org_id, RateBudget.bucket == bucket)
                     .values(blocked_until=until)
-                    .execution_options(synchronize_session=False)
                 )
+
+        await self.transactions.run(block)
 
     async def state(self, *, org_id: int, bucket: str, window: float, now: datetime) -> BudgetState:
         async with self.sessions() as session:
@@ -145,22 +170,20 @@ class BudgetStore:
             )
         return BudgetState(spent=spent, blocked_until=blocked)
 
-    async def _lock_all(
-        self, session: AsyncSession, *, org_id: int, buckets: Sequence[str], now: datetime
+    def _lock_all(
+        self, connection: Connection, *, org_id: int, buckets: Sequence[str], now: datetime
     ) -> dict[str, datetime | None]:
         """Take the budgets' locks (creating their rows the first time) in one statement, and
         return each one's block by bucket. The rows are written in the order given (name
         order), so two spenders never wait on each other."""
-        rows = (
-            await session.execute(
-                self._lock_statement,
-                [{"org_id": org_id, "bucket": b, "touched_at": now} for b in buckets],
-            )
+        rows = connection.execute(
+            self._lock_statement,
+            [{"org_id": org_id, "bucket": b, "touched_at": now} for b in buckets],
         ).all()
         return {bucket: blocked_until for bucket, blocked_until in rows}
 
-    async def _fill_all(
-        self, session: AsyncSession, *, org_id: int, now: datetime, windows: Sequence[Window]
+    def _fill_all(
+        self, connection: Connection, *, org_id: int, now: datetime, windows: Sequence[Window]
     ) -> dict[str, tuple[int, datetime | None]]:
         """For each window, how many of its newest `limit` spends there are and the oldest of
         them: one row a window, all in one statement (a full window of chat.postMessage holds
@@ -179,7 +202,7 @@ class BudgetStore:
                     f"limit_{i}": window.limit,
                 }
             )
-        rows = (await session.execute(statement, values)).all()
+        rows = connection.execute(statement, values).all()
         return {bucket: (int(count), oldest) for bucket, count, oldest in rows}
 
     async def _spent(

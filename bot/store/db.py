@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -25,23 +25,34 @@ HEAD_REVISION = "0011"
 _PG_MIGRATION_LOCK = 0x636F6465
 
 
+#: How long a connection waits for SQLite's write lock before it gives up.
+SQLITE_TIMEOUT_SECONDS = 30
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            # WAL lets the web handlers read while a tick writes; busy_timeout makes writers
-            # queue instead of failing with "database is locked".
-            if ":memory:" not in url:
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
+        engine = create_async_engine(
+            url, connect_args={"timeout": SQLITE_TIMEOUT_SECONDS}, **kwargs
+        )
+        on_sqlite_connect(engine.sync_engine, memory=":memory:" in url)
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def on_sqlite_connect(engine: Engine, *, memory: bool) -> None:
+    """Every new connection of `engine` set up the bot's way (bot.store.transactions makes a
+    second engine on the same file)."""
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets the web handlers read while a tick writes; busy_timeout makes writers
+        # queue instead of failing with "database is locked".
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_TIMEOUT_SECONDS * 1000}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
 
 
 def alembic_config() -> Config:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.requests import StoredOptions, Trigger
@@ -25,6 +26,7 @@ from bot.store.tables import (
     SeenEvent,
     TrackedRun,
 )
+from bot.store.transactions import Transactions
 from bot.store.upsert import dialect_insert
 
 
@@ -87,11 +89,23 @@ class QueuePlace:
 
 class RequestStore:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], leases: Leases, *, is_postgres: bool
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        leases: Leases,
+        transactions: Transactions,
+        *,
+        is_postgres: bool,
     ) -> None:
         self.sessions = sessions
         self.leases = leases
+        # Every ack's insert runs in one go (bot.store.transactions).
+        self.transactions = transactions
         self.is_postgres = is_postgres
+        seen = cast(Table, SeenEvent.__table__)
+        upsert = dialect_insert(is_postgres=is_postgres)(seen)
+        self._seen_statement = upsert.on_conflict_do_nothing(
+            index_elements=[seen.c.event_id]
+        ).returning(seen.c.event_id)
         self._adds: GroupCommit[tuple[QueuedRequest, str | None], bool] = GroupCommit(
             self._add_batch
         )
@@ -158,35 +172,37 @@ class RequestStore:
         return await self._adds.submit((request, dedupe_key))
 
     async def _add_batch(self, batch: Sequence[tuple[QueuedRequest, str | None]]) -> list[bool]:
-        """One transaction: the delivery keys first (a key already seen, in the store or
-        earlier in the batch, drops its request), then one INSERT of the requests left."""
-        seen_at = {key: request.created_at for request, key in batch if key}
-        async with self.sessions.begin() as session:
-            new_keys: set[str] = set()
-            if seen_at:
-                # Core with a parameter set per key, not .values([...]): SQLAlchemy's compiled
-                # cache does not hold an ORM multi-row insert (bot.store.budgets).
-                seen = cast(Table, SeenEvent.__table__)
-                upsert = dialect_insert(is_postgres=self.is_postgres)(seen)
-                inserted = await session.scalars(
-                    upsert.on_conflict_do_nothing(index_elements=[seen.c.event_id]).returning(
-                        seen.c.event_id
-                    ),
-                    [{"event_id": k, "seen_at": t} for k, t in seen_at.items()],
-                )
-                new_keys = set(inserted.all())
-            added: list[bool] = []
-            rows: list[dict[str, Any]] = []
-            for request, key in batch:
-                fresh = key is None or key in new_keys
-                if key:
-                    new_keys.discard(key)  # a second delivery in the same batch is repeated
-                added.append(fresh)
-                if fresh:
-                    rows.append(_insert_values(request))
-            if rows:
-                # The table's INSERT, not the ORM's: no unit of work for rows written once.
-                await session.execute(insert(cast(Table, QueuedRequest.__table__)), rows)
+        """One transaction, run in one go (bot.store.transactions): the delivery keys first
+        (a key already seen, in the store or earlier in the batch, drops its request), then
+        one INSERT of the requests left."""
+        rows = [(_insert_values(request), key) for request, key in batch]
+        return await self.transactions.run(lambda connection: self._insert(connection, rows))
+
+    def _insert(
+        self, connection: Connection, batch: Sequence[tuple[dict[str, Any], str | None]]
+    ) -> list[bool]:
+        seen_at = {key: values["created_at"] for values, key in batch if key}
+        new_keys: set[str] = set()
+        if seen_at:
+            # Core with a parameter set per key, not .values([...]): SQLAlchemy's compiled
+            # cache does not hold a multi-row insert (bot.store.budgets).
+            inserted = connection.scalars(
+                self._seen_statement,
+                [{"event_id": k, "seen_at": t} for k, t in seen_at.items()],
+            )
+            new_keys = set(inserted.all())
+        added: list[bool] = []
+        rows: list[dict[str, Any]] = []
+        for values, key in batch:
+            fresh = key is None or key in new_keys
+            if key:
+                new_keys.discard(key)  # a second delivery in the same batch is repeated
+            added.append(fresh)
+            if fresh:
+                rows.append(values)
+        if rows:
+            # The table's INSERT, not the ORM's: no unit of work for rows written once.
+            connection.execute(_INSERT_REQUESTS, rows)
         return added
 
     async def claim_due(
@@ -399,6 +415,9 @@ class RequestStore:
         async with self.sessions.begin() as session:
             result = await session.execute(statement)
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+_INSERT_REQUESTS = insert(cast(Table, QueuedRequest.__table__))
 
 
 def _insert_values(request: QueuedRequest) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from bot.store.sessions import AgentSessionStore
 from bot.store.stops import StopRefusalStore
 from bot.store.tables import QueuedRequest, RateSpend, RequestStatus, SeenEvent, TrackedRun
 from bot.store.tokens import PersonalTokenStore
+from bot.store.transactions import Transactions
 
 #: Rows of each index SQLite's ANALYZE samples at most ("values between 100 and 1000 work
 #: well for most applications": sqlite.org/lang_analyze.html).
@@ -42,10 +43,13 @@ class Store:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.is_postgres = engine.dialect.name == "postgresql"
+        self.transactions = Transactions(engine)
         self.leases = Leases(self.sessions, is_postgres=self.is_postgres)
-        self.requests = RequestStore(self.sessions, self.leases, is_postgres=self.is_postgres)
+        self.requests = RequestStore(
+            self.sessions, self.leases, self.transactions, is_postgres=self.is_postgres
+        )
         self.runs = RunStore(self.sessions, self.leases)
-        self.budgets = BudgetStore(self.sessions, is_postgres=self.is_postgres)
+        self.budgets = BudgetStore(self.sessions, self.transactions, is_postgres=self.is_postgres)
         self.channels = ChannelStore(self.sessions)
         self.events = EventStore(self.sessions)
         self.stop_refusals = StopRefusalStore(self.sessions)
@@ -56,6 +60,7 @@ class Store:
         self.missing_endpoints = MissingEndpointStore(self.sessions)
 
     async def dispose(self) -> None:
+        await self.transactions.dispose()
         await self.engine.dispose()
 
     async def ping(self) -> None:

@@ -1,0 +1,95 @@
+"""A transaction written as a function of a Connection: committed when it returns, rolled
+back when it raises, on SQLite's writer thread or through run_sync on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from bot.store.db import create_engine, migrate
+from bot.store.store import Store
+from bot.store.tables import SeenEvent
+from bot.store.transactions import Transactions
+
+AT = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def _see(key: str) -> object:
+    return insert(SeenEvent).values(event_id=key, seen_at=AT)
+
+
+async def _seen(store: Store) -> list[str]:
+    async with store.sessions() as session:
+        return list((await session.scalars(select(SeenEvent.event_id))).all())
+
+
+async def test_what_returns_is_committed_and_what_raises_is_rolled_back(store: Store) -> None:
+    def add_two(connection: Connection) -> int:
+        connection.execute(_see("a"))
+        connection.execute(_see("b"))
+        return 2
+
+    assert await store.transactions.run(add_two) == 2
+
+    def add_then_collide(connection: Connection) -> None:
+        connection.execute(_see("c"))
+        connection.execute(_see("a"))  # already there
+
+    with pytest.raises(IntegrityError):
+        await store.transactions.run(add_then_collide)
+    assert sorted(await _seen(store)) == ["a", "b"]  # "c" went with its transaction
+
+
+async def test_on_a_sqlite_file_it_runs_on_one_thread_of_its_own(tmp_path: Path) -> None:
+    store = Store(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"))
+    try:
+        await migrate(store.engine)
+        assert store.transactions.on_thread
+        threads = {await store.transactions.run(lambda _: threading.get_ident()) for _ in range(5)}
+        assert len(threads) == 1 and threading.get_ident() not in threads
+    finally:
+        await store.dispose()
+
+
+async def test_in_memory_it_runs_on_the_async_engines_connection() -> None:
+    # A second connection to ":memory:" would open another, empty database.
+    engine = create_engine("sqlite+aiosqlite:///:memory:")
+    transactions = Transactions(engine)
+    try:
+        assert not transactions.on_thread
+        assert await transactions.run(lambda c: c.execute(select(func.sqlite_version())).scalar())
+    finally:
+        await transactions.dispose()
+        await engine.dispose()
+
+
+async def test_a_caller_that_gives_up_does_not_undo_a_transaction_under_way(
+    tmp_path: Path,
+) -> None:
+    store = Store(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"))
+    await migrate(store.engine)
+    started, go_on = threading.Event(), threading.Event()
+
+    def slow(connection: Connection) -> None:
+        connection.execute(_see("kept"))
+        started.set()
+        go_on.wait(timeout=30)
+
+    waiting = asyncio.create_task(store.transactions.run(slow))
+    await asyncio.to_thread(started.wait, 30)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    go_on.set()
+    await store.transactions.dispose()  # waits for it to finish
+    try:
+        assert await _seen(store) == ["kept"]
+    finally:
+        await store.dispose()

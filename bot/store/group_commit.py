@@ -4,8 +4,9 @@ Every Slack request is committed before it is acked, and each transaction costs 
 (on SQLite, a sync of its log to disk) and a hand-off to the thread that writes it
 (bot.store.transactions): about 0.7 ms of CPU alone on a small VM, 0.14 ms a request in a
 batch of 50. In a burst, the requests that arrive while one is being committed are written
-together, in one transaction and one multi-row INSERT, as soon as it is done. A request alone is written at
-once: nobody waits on a timer, so tests on a fake clock see no difference.
+together, in one transaction and one multi-row INSERT, as soon as it is done. A request
+alone is written at once: nobody waits on a timer, so tests on a fake clock see no
+difference.
 
 A batch the database refuses is written again one item at a time, so one bad row (a value
 PostgreSQL finds too long, say) fails alone and the others are not lost.

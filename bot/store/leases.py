@@ -15,14 +15,16 @@ was in flight is safe to redo, since creates are looked up before they are repea
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.expression import Executable
 
 from bot.store.tables import QueuedRequest, TrackedRun
+from bot.store.transactions import Transactions
 
 RowT = TypeVar("RowT", QueuedRequest, TrackedRun)
 
@@ -43,8 +45,17 @@ def _owned_by(model: type[QueuedRequest | TrackedRun], replica_id: str) -> Colum
 class Leases:
     """Claims and fenced writes, shared by the request and run stores."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, is_postgres: bool) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        transactions: Transactions,
+        *,
+        is_postgres: bool,
+    ) -> None:
         self.sessions = sessions
+        # The updates below run in one go (bot.store.transactions); a claim loads rows into
+        # the ORM, so it goes through a session.
+        self.transactions = transactions
         self.is_postgres = is_postgres
 
     async def claim(
@@ -80,14 +91,9 @@ class Leases:
         """A write by the holder of the row's lease; False when the lease is no longer theirs.
         Callers are the typed methods of the stores, never business code."""
         statement = (
-            update(model)
-            .where(model.id == key, model.lease_owner == owner)
-            .values(**values)
-            .execution_options(synchronize_session=False)
+            update(model).where(model.id == key, model.lease_owner == owner).values(**values)
         )
-        async with self.sessions.begin() as session:
-            result = await session.execute(statement)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(await self.transactions.run(lambda c: c.execute(statement).rowcount))
 
     async def release(self, model: type[RowT], key: Any, owner: str, **values: Any) -> bool:
         return await self.write(
@@ -104,52 +110,47 @@ class Leases:
             update(model)
             .where(model.id.in_(list(keys)), model.lease_owner == owner)
             .values(lease_owner=None, lease_expires_at=None, **values)
-            .execution_options(synchronize_session=False)
         )
-        async with self.sessions.begin() as session:
-            result = await session.execute(statement)
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return int(await self.transactions.run(lambda c: c.execute(statement).rowcount))
 
     async def renew(self, replica_id: str, *, now: datetime, lease_seconds: float) -> int:
         """Extend every live lease `replica_id` holds (an expired one stays expired: another
         replica may have it by now)."""
-        total = 0
-        async with self.sessions.begin() as session:
-            for model in (QueuedRequest, TrackedRun):
-                result = await session.execute(
-                    update(model)
-                    .where(_owned_by(model, replica_id), model.lease_expires_at > now)
-                    .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
-                    .execution_options(synchronize_session=False)
-                )
-                total += result.rowcount  # type: ignore[attr-defined]
-        return total
+        return await self._update_both(
+            lambda model: (
+                update(model)
+                .where(_owned_by(model, replica_id), model.lease_expires_at > now)
+                .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+            )
+        )
 
     async def take_back(self, replica_id: str) -> int:
         """At start: free the leases an earlier process with this replica id held (it is
         gone, or this one would not be starting under its id)."""
-        total = 0
-        async with self.sessions.begin() as session:
-            for model in (QueuedRequest, TrackedRun):
-                result = await session.execute(
-                    update(model)
-                    .where(_owned_by(model, replica_id))
-                    .values(lease_owner=None, lease_expires_at=None)
-                    .execution_options(synchronize_session=False)
-                )
-                total += result.rowcount  # type: ignore[attr-defined]
-        return total
+        return await self._update_both(
+            lambda model: (
+                update(model)
+                .where(_owned_by(model, replica_id))
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+        )
 
     async def reap_expired(self, *, now: datetime) -> int:
         """Clear leases whose holder died; claims ignore them anyway, this keeps rows tidy."""
-        total = 0
-        async with self.sessions.begin() as session:
-            for model in (QueuedRequest, TrackedRun):
-                result = await session.execute(
-                    update(model)
-                    .where(model.lease_expires_at <= now)
-                    .values(lease_owner=None, lease_expires_at=None)
-                    .execution_options(synchronize_session=False)
-                )
-                total += result.rowcount  # type: ignore[attr-defined]
-        return total
+        return await self._update_both(
+            lambda model: (
+                update(model)
+                .where(model.lease_expires_at <= now)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+        )
+
+    async def _update_both(
+        self, statement: Callable[[type[QueuedRequest] | type[TrackedRun]], Executable]
+    ) -> int:
+        """`statement` of the requests' table and of the runs', in one transaction: the rows
+        it changed in both."""
+        statements = [statement(QueuedRequest), statement(TrackedRun)]
+        return await self.transactions.run(
+            lambda c: sum(c.execute(one).rowcount for one in statements)
+        )

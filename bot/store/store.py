@@ -44,7 +44,7 @@ class Store:
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.is_postgres = engine.dialect.name == "postgresql"
         self.transactions = Transactions(engine)
-        self.leases = Leases(self.sessions, is_postgres=self.is_postgres)
+        self.leases = Leases(self.sessions, self.transactions, is_postgres=self.is_postgres)
         self.requests = RequestStore(
             self.sessions, self.leases, self.transactions, is_postgres=self.is_postgres
         )

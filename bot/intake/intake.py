@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -40,6 +41,7 @@ from bot.logs import log_context
 from bot.metrics import Metrics
 from bot.requests import RunOptions, RunRequest, StoredOptions
 from bot.store.leases import LEASE_SECONDS, new_lease_owner
+from bot.store.requests import new_request
 from bot.store.store import Store
 from bot.store.tables import QueuedRequest, RequestKind, RequestStatus
 from bot.traffic import AckTraffic
@@ -189,11 +191,12 @@ class Intake:
         """Wait until every admitted request and hint has been handled (tests, shutdown)."""
         await self._background.idle()
 
-    def _row(self, request: RunRequest, *, owner: str | None, wait: float) -> QueuedRequest:
-        """The outbox row of `request`, leased to `owner` (None: due in `wait` seconds)."""
+    def _row(self, request: RunRequest, *, owner: str | None, wait: float) -> dict[str, Any]:
+        """The outbox row of `request`, leased to `owner` (None: due in `wait` seconds), as
+        columns: the row itself is built only if it is prepared here (`_prepare_counted`)."""
         now = self.clock.now()
         lease_expires_at = now + timedelta(seconds=self.lease_seconds) if owner else None
-        return QueuedRequest(
+        return new_request(
             id=str(uuid.uuid4()),
             org_id=self.settings.effective_org_id,
             kind=RequestKind.CREATE,
@@ -218,12 +221,12 @@ class Intake:
         )
 
     async def _prepare_counted(
-        self, row: QueuedRequest, request: RunRequest, *, owner: str, posts: int
+        self, columns: dict[str, Any], request: RunRequest, *, owner: str, posts: int
     ) -> None:
-        """`_prepare`; its `posts`, counted in `_posts_ahead` at admission, uncounted when
-        done."""
+        """`_prepare` of the row with `columns`; its `posts`, counted in `_posts_ahead` at
+        admission, uncounted when done."""
         try:
-            await self._prepare(row, request, owner=owner)
+            await self._prepare(QueuedRequest(**columns), request, owner=owner)
         finally:
             self._posted(request.slack.channel_id, posts)
 

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import insert
 from sqlalchemy.pool import StaticPool
 
@@ -15,6 +16,7 @@ from bot.requests import StoredOptions, Trigger
 from bot.store.budgets import Window
 from bot.store.db import create_engine
 from bot.store.leases import new_lease_owner
+from bot.store.requests import new_request
 from bot.store.runs import ReplyStep
 from bot.store.store import Store
 from bot.store.tables import QueuedRequest, ReplyKind, RequestStatus, TrackedRun
@@ -547,3 +549,37 @@ async def test_refreshing_sqlites_statistics_does_not_grow_with_the_history_kept
     await _add_history(sqlite_url, clock, range(1_501, 6_001))
     at_6_000 = await _vm_steps_of_optimize(sqlite_url)
     assert at_6_000 < 1.5 * at_1_500, (at_1_500, at_6_000)
+
+
+async def test_a_request_added_as_columns_reads_back_with_the_tables_defaults(
+    store: Store, clock: FakeClock
+) -> None:
+    now = clock.now()
+    columns = new_request(
+        id=str(uuid.uuid4()),
+        org_id=1,
+        prompt="fix the login page",
+        team_id="T1",
+        channel_id="C1",
+        user_id="U1",
+        trigger=Trigger.SLASH_COMMAND,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    assert await store.requests.add(columns, dedupe_key="C1:2.000001")
+    stored = await store.requests.get(columns["id"])
+    assert stored is not None
+    row = QueuedRequest(**columns)  # what intake prepares: the row as stored
+    assert _columns(stored) == _columns(row)
+    assert (stored.attempts, stored.prepared, stored.images, stored.options) == (
+        0,
+        False,
+        [],
+        StoredOptions(),
+    )
+    assert not await store.requests.add(
+        new_request(**{**columns, "id": "x"}), dedupe_key="C1:2.000001"
+    )
+    with pytest.raises(TypeError, match="not columns of a request: colour"):
+        new_request(colour="blue")

@@ -3,13 +3,14 @@
 With aiosqlite every cursor operation is a hand-off to the driver's thread and back: a
 budget spend from two windows took 18 of them (cursors, statements, fetches, the commit and
 the pool's reset), and the hand-offs cost more CPU than SQLite itself. The hottest writes
-(every ack's outbox insert, every Slack and Codegen call's budget spend) are written as a
-plain function of a synchronous Connection instead, and `Transactions.run` runs it:
+(every ack's outbox insert, every Slack and Codegen call's budget spend, the leases' fenced
+writes) are written as a plain function of a synchronous Connection instead, and
+`Transactions.run` runs it:
 
 * on a SQLite file, whole on one thread of its own, through the standard library's driver
-  on its own connection to the same file: one hand-off per transaction (a spend: 3.1-3.8
-  -> 0.9-1.7 ms of CPU). SQLite lets one writer in at a time anyway, so one thread loses
-  nothing; it waits for the file's lock there, not in the event loop.
+  on its own connection to the same file: one hand-off per transaction (a spend from two
+  windows: 2.8 -> 0.8 ms of CPU). SQLite lets one writer in at a time anyway, so one thread
+  loses nothing; it waits for the file's lock there, not in the event loop.
 * on PostgreSQL (asyncpg has no thread to hand off to) and an in-memory SQLite database
   (which a second connection would not see), through the async engine's `run_sync`.
 

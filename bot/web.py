@@ -62,11 +62,13 @@ def build_http_app(
     signing_secret: str | None = None,
     traffic: AckTraffic | None = None,
 ) -> Starlette:
-    """The routes; /slack/events only with a Bolt app (HTTP mode), its requests checked
-    against `signing_secret`. `slack_probe`: a gateway that tries once (None: no bot token,
+    """The routes; /slack/events only with a Bolt app and `signing_secret` (HTTP mode), every
+    request checked against it. `slack_probe`: a gateway that tries once (None: no bot token,
     Slack is not checked)."""
     routes: list[Route] = []
-    if bolt is not None:
+    # Never without a secret: this route is the only check of a request's signature (Bolt's
+    # is off), and HTTP mode does not start without one (bot.config).
+    if bolt is not None and signing_secret is not None:
         events = _slack_events(bolt, signing_secret, traffic or AckTraffic())
         routes.append(Route("/slack/events", events, methods=["POST"]))
 
@@ -110,9 +112,7 @@ def build_http_app(
     return Starlette(routes=routes)
 
 
-def _slack_events(
-    bolt: AsyncApp, signing_secret: str | None, traffic: AckTraffic
-) -> Callable[..., Any]:
+def _slack_events(bolt: AsyncApp, signing_secret: str, traffic: AckTraffic) -> Callable[..., Any]:
     """/slack/events: refuse what is not a readable, signed Slack request with a 4xx and one
     log line (bot.slack.inbound), hand the rest to Bolt already parsed. Each request counts
     as an ack in flight until its response is ready (bot.traffic)."""

@@ -182,13 +182,12 @@ class SlackRequest:
 
 
 def read_request(
-    body: bytes, *, headers: Mapping[str, str], signing_secret: str | None, now: float
+    body: bytes, *, headers: Mapping[str, str], signing_secret: str, now: float
 ) -> SlackRequest | Refused:
     """The request, parsed and checked, or why it is refused (`now`: Unix seconds)."""
-    if signing_secret is not None:
-        refusal = _check_signature(body, headers, signing_secret, now)
-        if refusal is not None:
-            return refusal
+    refusal = _check_signature(body, headers, signing_secret, now)
+    if refusal is not None:
+        return refusal
     try:
         raw = body.decode("utf-8")
     except UnicodeDecodeError:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import cast
 
 from sqlalchemy import Integer, String, Table, bindparam, func, insert, select, union_all, update
@@ -74,7 +75,6 @@ class BudgetStore:
         # values bound by name: building a SELECT of subqueries and its cache key cost a
         # fifth of a spend's CPU when it was done at every call.
         self._lock_statement = _lock_statement(is_postgres=is_postgres)
-        self._fill_statements: dict[int, Executable] = {}
 
     async def try_spend(
         self, *, org_id: int, windows: Sequence[Window], clock: Callable[[], datetime]
@@ -190,9 +190,7 @@ class BudgetStore:
         600 spends, each a datetime to build in Python if they were fetched)."""
         if not windows:
             return {}
-        statement = self._fill_statements.get(len(windows))
-        if statement is None:
-            statement = self._fill_statements[len(windows)] = _fill_statement(len(windows))
+        statement = _fill_statement(len(windows))
         values: dict[str, object] = {"org_id": org_id}
         for i, window in enumerate(windows):
             values.update(
@@ -241,6 +239,7 @@ _SPENDS = cast(Table, RateSpend.__table__)
 _SPEND_STATEMENT = insert(_SPENDS).returning(_SPENDS.c.id, sort_by_parameter_order=True)
 
 
+@cache
 def _fill_statement(windows: int) -> Executable:
     """For `windows` windows, one row each: the bucket, how many of its newest `limit_i`
     spends since `since_i` there are, and the oldest of them (bound: org_id, and bucket_i,

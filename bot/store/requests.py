@@ -425,25 +425,13 @@ class RequestStore:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-_INSERT_REQUESTS = insert(cast(Table, QueuedRequest.__table__))
-
-
-def _defaults() -> list[tuple[str, Any]]:
-    """The columns of a request with a default, and the default (a callable or a value)."""
-    defaults = []
-    for column in cast(Table, QueuedRequest.__table__).columns:
-        default: Any = column.default
-        if default is not None:
-            defaults.append((column.key, default))
-    return defaults
-
-
-_DEFAULTS = _defaults()
-_COLUMNS = frozenset(column.key for column in cast(Table, QueuedRequest.__table__).columns)
-
-
-def _default_value(default: Any) -> Any:
-    return default.arg(None) if default.is_callable else default.arg
+_TABLE = cast(Table, QueuedRequest.__table__)
+_INSERT_REQUESTS = insert(_TABLE)
+#: The columns of a request with a default, and the default (a callable or a value).
+_DEFAULTS: list[tuple[str, Any]] = [
+    (column.key, column.default) for column in _TABLE.columns if column.default is not None
+]
+_COLUMNS = frozenset(column.key for column in _TABLE.columns)
 
 
 def new_request(**columns: Any) -> dict[str, Any]:
@@ -456,19 +444,15 @@ def new_request(**columns: Any) -> dict[str, Any]:
         raise TypeError(f"not columns of a request: {', '.join(sorted(unknown))}")
     for key, default in _DEFAULTS:
         if columns.get(key) is None:
-            columns[key] = _default_value(default)
+            columns[key] = default.arg(None) if default.is_callable else default.arg
     return columns
 
 
 def _insert_values(request: QueuedRequest) -> dict[str, Any]:
-    """A new request's columns for a Core INSERT, its defaults filled in on the object too
-    (as a flush would have): preparing it reads them."""
-    values: dict[str, Any] = {}
-    for attribute in QueuedRequest.__mapper__.column_attrs:
-        column = attribute.columns[0]
-        value = getattr(request, attribute.key)
-        if value is None and column.default is not None:
-            value = _default_value(column.default)
-            setattr(request, attribute.key, value)
-        values[column.key] = value
+    """A new request's columns for a Core INSERT (`new_request` of its attributes), its
+    defaults filled in on the object too (as a flush would have): preparing it reads them."""
+    values = new_request(**{key: getattr(request, key) for key in _COLUMNS})
+    for key, _default in _DEFAULTS:
+        if getattr(request, key) is None:
+            setattr(request, key, values[key])
     return values

@@ -137,13 +137,12 @@ class BudgetStore:
         """The call spent as `spend_ids` left at `at`: count it from then (never earlier)."""
         if not spend_ids:
             return
-        async with self.sessions.begin() as session:
-            await session.execute(
-                update(RateSpend)
-                .where(RateSpend.id.in_(list(spend_ids)), RateSpend.spent_at < at)
-                .values(spent_at=at)
-                .execution_options(synchronize_session=False)
-            )
+        statement = (
+            update(RateSpend)
+            .where(RateSpend.id.in_(list(spend_ids)), RateSpend.spent_at < at)
+            .values(spent_at=at)
+        )
+        await self.transactions.run(lambda connection: connection.execute(statement))
 
     async def block(self, *, org_id: int, bucket: str, until: datetime, now: datetime) -> None:
         """A 429 arrived: nobody spends from this budget before `until`."""

@@ -7,9 +7,11 @@ from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from bot.requests import OptionField
 from bot.store.tables import ChannelDefaults, ChannelDefaultsChange
+from bot.store.transactions import Transactions
 
 _FIELDS: tuple[OptionField, ...] = ("repo", "model", "agent_type")
 
@@ -19,8 +21,11 @@ def _values(row: ChannelDefaults | None) -> dict[str, Any]:
 
 
 class ChannelStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], transactions: Transactions
+    ) -> None:
         self.sessions = sessions
+        self.transactions = transactions
 
     async def defaults(self, channel_id: str) -> ChannelDefaults | None:
         async with self.sessions() as session:
@@ -36,8 +41,9 @@ class ChannelStore:
     ) -> ChannelDefaults:
         """Save (a value) or clear (None) each of `values`; the others stay as they are. The
         change is recorded in the same transaction."""
-        async with self.sessions.begin() as session:
-            row = await session.get(ChannelDefaults, channel_id)
+
+        def save(session: Session) -> ChannelDefaults:
+            row = session.get(ChannelDefaults, channel_id)
             before = _values(row)
             if row is None:
                 row = ChannelDefaults(channel_id=channel_id, updated_by=user_id, updated_at=now)
@@ -51,15 +57,17 @@ class ChannelStore:
             row.updated_by = user_id
             row.updated_at = now
             self._record(session, channel_id, user_id, now, before, _values(row))
-        return row
+            return row
+
+        return await self.transactions.run_in_session(save)
 
     async def reset(self, channel_id: str, *, user_id: str, now: datetime) -> None:
-        async with self.sessions.begin() as session:
-            before = _values(await session.get(ChannelDefaults, channel_id))
-            await session.execute(
-                delete(ChannelDefaults).where(ChannelDefaults.channel_id == channel_id)
-            )
+        def reset(session: Session) -> None:
+            before = _values(session.get(ChannelDefaults, channel_id))
+            session.execute(delete(ChannelDefaults).where(ChannelDefaults.channel_id == channel_id))
             self._record(session, channel_id, user_id, now, before, _values(None))
+
+        await self.transactions.run_in_session(reset)
 
     async def last_change(self, channel_id: str) -> ChannelDefaultsChange | None:
         async with self.sessions() as session:
@@ -73,7 +81,7 @@ class ChannelStore:
 
     @staticmethod
     def _record(
-        session: AsyncSession,
+        session: Session,
         channel_id: str,
         user_id: str,
         now: datetime,

@@ -8,21 +8,26 @@ from datetime import datetime
 
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from bot.store.tables import MissingEndpoint
+from bot.store.transactions import Transactions
 
 
 class MissingEndpointStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], transactions: Transactions
+    ) -> None:
         self.sessions = sessions
+        self.transactions = transactions
 
     async def get(self, org_id: int, endpoint: str) -> MissingEndpoint | None:
         async with self.sessions() as session:
             return await session.get(MissingEndpoint, (org_id, endpoint))
 
     async def record(self, org_id: int, endpoint: str, *, message: str, now: datetime) -> None:
-        async with self.sessions.begin() as session:
-            row = await session.get(MissingEndpoint, (org_id, endpoint))
+        def record(session: Session) -> None:
+            row = session.get(MissingEndpoint, (org_id, endpoint))
             if row is None:
                 session.add(
                     MissingEndpoint(org_id=org_id, endpoint=endpoint, message=message, found_at=now)
@@ -30,10 +35,10 @@ class MissingEndpointStore:
             else:
                 row.message, row.found_at = message, now
 
+        await self.transactions.run_in_session(record)
+
     async def forget(self, org_id: int, endpoint: str) -> None:
-        async with self.sessions.begin() as session:
-            await session.execute(
-                delete(MissingEndpoint)
-                .where(MissingEndpoint.org_id == org_id, MissingEndpoint.endpoint == endpoint)
-                .execution_options(synchronize_session=False)
-            )
+        statement = delete(MissingEndpoint).where(
+            MissingEndpoint.org_id == org_id, MissingEndpoint.endpoint == endpoint
+        )
+        await self.transactions.run(lambda connection: connection.execute(statement))

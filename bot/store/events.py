@@ -8,17 +8,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.store.tables import SeenEvent
+from bot.store.transactions import Transactions
 
 
 class EventStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], transactions: Transactions
+    ) -> None:
         self.sessions = sessions
+        self.transactions = transactions
 
     async def first_sighting(self, key: str, *, now: datetime) -> bool:
         """Record a delivery's key; False if it was seen before (a retry)."""
         try:
-            async with self.sessions.begin() as session:
-                session.add(SeenEvent(event_id=key, seen_at=now))
+            await self.transactions.run_in_session(
+                lambda session: session.add(SeenEvent(event_id=key, seen_at=now))
+            )
         except IntegrityError:
             return False
         return True

@@ -6,24 +6,32 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from bot.store.tables import HomeTab, QueuedRequest, RequestStatus, TrackedRun
+from bot.store.transactions import Transactions
 
 
 class HomeTabStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], transactions: Transactions
+    ) -> None:
         self.sessions = sessions
+        self.transactions = transactions
 
     async def opened(self, *, team_id: str, user_id: str, now: datetime) -> HomeTab:
         """Remember that the person opened Home (their Home is kept fresh from now on)."""
-        async with self.sessions.begin() as session:
-            row = await session.get(HomeTab, (team_id, user_id))
+
+        def opened(session: Session) -> HomeTab:
+            row = session.get(HomeTab, (team_id, user_id))
             if row is None:
                 row = HomeTab(team_id=team_id, user_id=user_id, opened_at=now)
                 session.add(row)
             else:
                 row.opened_at = now
             return row
+
+        return await self.transactions.run_in_session(opened)
 
     async def get(self, *, team_id: str, user_id: str) -> HomeTab | None:
         async with self.sessions() as session:
@@ -70,27 +78,24 @@ class HomeTabStore:
         """Move published_at from `read` (the value this replica saw) to `now`: False when
         another replica got there first, so one of them publishes."""
         same = HomeTab.published_at.is_(None) if read is None else HomeTab.published_at == read
-        async with self.sessions.begin() as session:
-            result = await session.execute(
-                update(HomeTab)
-                .where(HomeTab.team_id == team_id, HomeTab.user_id == user_id, same)
-                .values(published_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            return bool(getattr(result, "rowcount", 0))
+        statement = (
+            update(HomeTab)
+            .where(HomeTab.team_id == team_id, HomeTab.user_id == user_id, same)
+            .values(published_at=now)
+        )
+        return bool(await self.transactions.run(lambda c: c.execute(statement).rowcount))
 
     async def unclaim(
         self, *, team_id: str, user_id: str, claimed: datetime, back_to: datetime | None
     ) -> None:
         """The publish did not go through: put published_at back so a later pass tries."""
-        async with self.sessions.begin() as session:
-            await session.execute(
-                update(HomeTab)
-                .where(
-                    HomeTab.team_id == team_id,
-                    HomeTab.user_id == user_id,
-                    HomeTab.published_at == claimed,
-                )
-                .values(published_at=back_to)
-                .execution_options(synchronize_session=False)
+        statement = (
+            update(HomeTab)
+            .where(
+                HomeTab.team_id == team_id,
+                HomeTab.user_id == user_id,
+                HomeTab.published_at == claimed,
             )
+            .values(published_at=back_to)
+        )
+        await self.transactions.run(lambda connection: connection.execute(statement))

@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.expression import Executable
 
 from bot.store.tables import QueuedRequest, TrackedRun
@@ -45,16 +44,8 @@ def _owned_by(model: type[QueuedRequest | TrackedRun], replica_id: str) -> Colum
 class Leases:
     """Claims and fenced writes, shared by the request and run stores."""
 
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        transactions: Transactions,
-        *,
-        is_postgres: bool,
-    ) -> None:
-        self.sessions = sessions
-        # The updates below run in one go (bot.store.transactions); a claim loads rows into
-        # the ORM, so it goes through a session.
+    def __init__(self, transactions: Transactions, *, is_postgres: bool) -> None:
+        # Every claim and write runs whole on SQLite's writer thread (bot.store.transactions).
         self.transactions = transactions
         self.is_postgres = is_postgres
 
@@ -83,8 +74,7 @@ class Leases:
             .returning(model)
             .execution_options(synchronize_session=False)
         )
-        async with self.sessions.begin() as session:
-            rows = list((await session.scalars(claim)).all())
+        rows = await self.transactions.run_in_session(lambda s: list(s.scalars(claim).all()))
         return sorted(rows, key=lambda row: row.queue_key())
 
     async def write(self, model: type[RowT], key: Any, owner: str, **values: Any) -> bool:

@@ -8,13 +8,18 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from bot.store.tables import PullRequestState
+from bot.store.transactions import Transactions
 
 
 class PullRequestStateStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], transactions: Transactions
+    ) -> None:
         self.sessions = sessions
+        self.transactions = transactions
 
     async def for_run(self, run_id: int) -> dict[int, PullRequestState]:
         async with self.sessions() as session:
@@ -26,18 +31,20 @@ class PullRequestStateStore:
     async def record(
         self, *, pr_id: int, run_id: int, state: str, set_by: str, now: datetime
     ) -> None:
+        def record(session: Session) -> None:
+            row = session.get(PullRequestState, pr_id)
+            if row is None:
+                session.add(
+                    PullRequestState(
+                        pr_id=pr_id, run_id=run_id, state=state, set_by=set_by, set_at=now
+                    )
+                )
+            else:
+                row.run_id, row.state, row.set_by, row.set_at = run_id, state, set_by, now
+
         for attempt in range(2):
             try:
-                async with self.sessions.begin() as session:
-                    row = await session.get(PullRequestState, pr_id)
-                    if row is None:
-                        session.add(
-                            PullRequestState(
-                                pr_id=pr_id, run_id=run_id, state=state, set_by=set_by, set_at=now
-                            )
-                        )
-                    else:
-                        row.run_id, row.state, row.set_by, row.set_at = run_id, state, set_by, now
+                await self.transactions.run_in_session(record)
                 return
             except IntegrityError:
                 # Another replica inserted the row first: update it on the second try.

@@ -14,6 +14,7 @@ from typing import Any, cast
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from bot.requests import StoredOptions, Trigger
 from bot.store.group_commit import GroupCommit
@@ -338,62 +339,50 @@ class RequestStore:
         self, request_id: str, *, owner: str, run: TrackedRun, now: datetime
     ) -> bool:
         """Codegen accepted the request: record the run and close the request, atomically."""
-        async with self.sessions.begin() as session:
-            result = await session.execute(
-                update(QueuedRequest)
-                .where(QueuedRequest.id == request_id, QueuedRequest.lease_owner == owner)
-                .values(
-                    status=RequestStatus.DISPATCHED,
-                    run_id=run.id,
-                    ambiguous=False,
-                    error=None,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
+        close = (
+            update(QueuedRequest)
+            .where(QueuedRequest.id == request_id, QueuedRequest.lease_owner == owner)
+            .values(
+                status=RequestStatus.DISPATCHED,
+                run_id=run.id,
+                ambiguous=False,
+                error=None,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
             )
-            if not result.rowcount:  # type: ignore[attr-defined]
+            .execution_options(synchronize_session=False)
+        )
+
+        def record(session: Session) -> bool:
+            if not session.execute(close).rowcount:  # type: ignore[attr-defined]
                 return False
-            existing = await session.get(TrackedRun, run.id)
+            existing = session.get(TrackedRun, run.id)
             if existing is None:
                 session.add(run)
             else:
-                # A resume: the same run is tracked again, reporting to the new request.
-                existing.request_id = request_id
-                existing.tracking = True
-                existing.next_poll_at = run.next_poll_at
-                existing.poll_interval = run.poll_interval
-                existing.status = run.status
-                existing.notified_status = None
-                existing.final_reply_state = ReplyState.NONE
-                existing.final_reply_ts = None
-                existing.card_ts = run.card_ts
-                existing.message_ts = run.message_ts
-                existing.user_id = run.user_id
-                existing.last_change_at = now
-                existing.started_at = now
-                existing.finished_at = None
-                existing.stop_reason = None
-                # The run's lease as the caller set it (the dispatcher holds it to show the card).
-                existing.lease_owner = run.lease_owner
-                existing.lease_expires_at = run.lease_expires_at
-        return True
+                _track_again(existing, run, request_id=request_id, now=now)
+            return True
+
+        return await self.transactions.run_in_session(record)
 
     # -- the card ----------------------------------------------------------------------------
 
     async def set_card(self, request_id: str, *, card_ts: str) -> None:
         """The request's card was (re)posted: on the request, and on its run if it has one."""
-        async with self.sessions.begin() as session:
-            await session.execute(
-                update(QueuedRequest).where(QueuedRequest.id == request_id).values(card_ts=card_ts)
-            )
-            # A run may already exist (the dispatcher can be faster than the card post).
-            await session.execute(
-                update(TrackedRun)
-                .where(TrackedRun.request_id == request_id)
-                .values(card_ts=card_ts)
-            )
+        on_request = (
+            update(QueuedRequest).where(QueuedRequest.id == request_id).values(card_ts=card_ts)
+        )
+        # A run may already exist (the dispatcher can be faster than the card post).
+        on_run = (
+            update(TrackedRun).where(TrackedRun.request_id == request_id).values(card_ts=card_ts)
+        )
+
+        def set_card(connection: Connection) -> None:
+            connection.execute(on_request)
+            connection.execute(on_run)
+
+        await self.transactions.run(set_card)
 
     async def set_queue_note(
         self,
@@ -418,11 +407,30 @@ class RequestStore:
                 current,
             )
             .values(queue_note=note, queue_noted_at=now)
-            .execution_options(synchronize_session=False)
         )
-        async with self.sessions.begin() as session:
-            result = await session.execute(statement)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(await self.transactions.run(lambda c: c.execute(statement).rowcount))
+
+
+def _track_again(existing: TrackedRun, run: TrackedRun, *, request_id: str, now: datetime) -> None:
+    """A resume: the same run is tracked again, reporting to the new request."""
+    existing.request_id = request_id
+    existing.tracking = True
+    existing.next_poll_at = run.next_poll_at
+    existing.poll_interval = run.poll_interval
+    existing.status = run.status
+    existing.notified_status = None
+    existing.final_reply_state = ReplyState.NONE
+    existing.final_reply_ts = None
+    existing.card_ts = run.card_ts
+    existing.message_ts = run.message_ts
+    existing.user_id = run.user_id
+    existing.last_change_at = now
+    existing.started_at = now
+    existing.finished_at = None
+    existing.stop_reason = None
+    # The run's lease as the caller set it (the dispatcher holds it to show the card).
+    existing.lease_owner = run.lease_owner
+    existing.lease_expires_at = run.lease_expires_at
 
 
 _TABLE = cast(Table, QueuedRequest.__table__)

@@ -14,10 +14,12 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.store.leases import Leases
 from bot.store.tables import ReplyKind, ReplyState, TrackedRun
+from bot.store.transactions import Transactions
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,15 @@ class ReplyStep(enum.Enum):
 
 
 class RunStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], leases: Leases) -> None:
-        self.sessions = sessions
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        leases: Leases,
+        transactions: Transactions,
+    ) -> None:
+        self.sessions = sessions  # reads
         self.leases = leases
+        self.transactions = transactions  # writes, each whole on SQLite's writer thread
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -262,10 +270,9 @@ class RunStore:
             {"run_id": run_id, "owner": owner, "next_at": next_at, "interval": interval}
             for run_id, next_at, interval in schedule
         ]
-        async with self.sessions.begin() as session:
-            connection = await session.connection()
-            result = await connection.execute(statement, params)
-        return int(result.rowcount or 0)
+        return int(
+            await self.transactions.run(lambda c: c.execute(statement, params).rowcount or 0)
+        )
 
     # -- what the holder writes --------------------------------------------------------------
 
@@ -275,25 +282,25 @@ class RunStore:
         """One write for what a poll saw, then (if `notify` is given) the conditional update of
         notified_status that says whether the card is to be edited. Returns (lease still held,
         card to be edited)."""
-        async with self.sessions.begin() as session:
-            result = await session.execute(
-                update(TrackedRun)
-                .where(TrackedRun.id == run_id, TrackedRun.lease_owner == owner)
-                .values(**observation.values())
-                .execution_options(synchronize_session=False)
-            )
-            if not result.rowcount:  # type: ignore[attr-defined]
+        seen = (
+            update(TrackedRun)
+            .where(TrackedRun.id == run_id, TrackedRun.lease_owner == owner)
+            .values(**observation.values())
+        )
+
+        def observe(connection: Connection) -> tuple[bool, bool]:
+            if not connection.execute(seen).rowcount:
                 return False, False
             if notify is None:
                 return True, False
-            marked = await session.execute(_mark_notified(run_id, owner, notify))
-            return True, bool(marked.rowcount)  # type: ignore[attr-defined]
+            return True, bool(connection.execute(_mark_notified(run_id, owner, notify)).rowcount)
+
+        return await self.transactions.run(observe)
 
     async def mark_notified(self, run_id: int, *, owner: str, key: str) -> bool:
         """True exactly once per (run, card state): the caller then edits the card."""
-        async with self.sessions.begin() as session:
-            result = await session.execute(_mark_notified(run_id, owner, key))
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        statement = _mark_notified(run_id, owner, key)
+        return bool(await self.transactions.run(lambda c: c.execute(statement).rowcount))
 
     async def unmark_notified(self, run_id: int, *, owner: str, back_to: str | None) -> bool:
         """The card edit did not get through: the state is to be shown again later."""
@@ -306,18 +313,16 @@ class RunStore:
     async def unbegin_reply(self, run_id: int, *, owner: str, kind: ReplyKind) -> bool:
         """The reply of `kind` was not sent at all (no budget, refused before sending): the
         next try is a first try again, with nothing to look for."""
-        async with self.sessions.begin() as session:
-            result = await session.execute(
-                update(TrackedRun)
-                .where(
-                    TrackedRun.id == run_id,
-                    TrackedRun.lease_owner == owner,
-                    TrackedRun.final_reply_state == ReplyState.posting(kind),
-                )
-                .values(final_reply_state=ReplyState.NONE)
-                .execution_options(synchronize_session=False)
+        statement = (
+            update(TrackedRun)
+            .where(
+                TrackedRun.id == run_id,
+                TrackedRun.lease_owner == owner,
+                TrackedRun.final_reply_state == ReplyState.posting(kind),
             )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+            .values(final_reply_state=ReplyState.NONE)
+        )
+        return bool(await self.transactions.run(lambda c: c.execute(statement).rowcount))
 
     async def set_card(self, run_id: int, *, owner: str, card_ts: str) -> bool:
         return await self.leases.write(TrackedRun, run_id, owner, card_ts=card_ts)
@@ -332,14 +337,12 @@ class RunStore:
         """Codegen accepted a stop asked by `user_id`: recorded, and the run is due now, so
         its holder shows it on the card and reads it soon. Not fenced: no holder writes these
         columns. False when the bot no longer tracks the run."""
-        async with self.sessions.begin() as session:
-            result = await session.execute(
-                update(TrackedRun)
-                .where(TrackedRun.id == run_id, TrackedRun.tracking.is_(True))
-                .values(stop_requested_by=user_id, stop_requested_at=now, next_poll_at=now)
-                .execution_options(synchronize_session=False)
-            )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        statement = (
+            update(TrackedRun)
+            .where(TrackedRun.id == run_id, TrackedRun.tracking.is_(True))
+            .values(stop_requested_by=user_id, stop_requested_at=now, next_poll_at=now)
+        )
+        return bool(await self.transactions.run(lambda c: c.execute(statement).rowcount))
 
     async def close(self, run_id: int, *, owner: str) -> bool:
         """Tracking is over (the final reply is out): stop polling, release."""
@@ -354,25 +357,25 @@ class RunStore:
         allowed = [ReplyState.NONE]
         if kind is ReplyKind.FINAL:
             allowed += [ReplyState.PAUSE_POSTING, ReplyState.PAUSE_POSTED]
-        async with self.sessions.begin() as session:
-            result = await session.execute(
-                update(TrackedRun)
-                .where(
-                    TrackedRun.id == run_id,
-                    TrackedRun.lease_owner == owner,
-                    TrackedRun.final_reply_state.in_(allowed),
-                )
-                .values(final_reply_state=posting)
-                .execution_options(synchronize_session=False)
+        begin = (
+            update(TrackedRun)
+            .where(
+                TrackedRun.id == run_id,
+                TrackedRun.lease_owner == owner,
+                TrackedRun.final_reply_state.in_(allowed),
             )
-            if result.rowcount:  # type: ignore[attr-defined]
+            .values(final_reply_state=posting)
+        )
+        current = select(TrackedRun.final_reply_state).where(
+            TrackedRun.id == run_id, TrackedRun.lease_owner == owner
+        )
+
+        def begin_reply(connection: Connection) -> ReplyStep | None:
+            if connection.execute(begin).rowcount:
                 return ReplyStep.POST
-            state = await session.scalar(
-                select(TrackedRun.final_reply_state).where(
-                    TrackedRun.id == run_id, TrackedRun.lease_owner == owner
-                )
-            )
-        return ReplyStep.CHECK if state == posting else None
+            return ReplyStep.CHECK if connection.scalar(current) == posting else None
+
+        return await self.transactions.run(begin_reply)
 
     async def finish_reply(
         self, run_id: int, *, owner: str, kind: ReplyKind, ts: str | None, close: bool
@@ -395,5 +398,4 @@ def _mark_notified(run_id: int, owner: str, key: str) -> Any:
             or_(TrackedRun.notified_status.is_(None), TrackedRun.notified_status != key),
         )
         .values(notified_status=key)
-        .execution_options(synchronize_session=False)
     )

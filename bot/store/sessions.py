@@ -7,13 +7,18 @@ from datetime import datetime
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from bot.store.tables import AgentSession, SessionSupport
+from bot.store.transactions import Transactions
 
 
 class AgentSessionStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], transactions: Transactions
+    ) -> None:
         self.sessions = sessions
+        self.transactions = transactions
 
     async def want(
         self,
@@ -28,8 +33,9 @@ class AgentSessionStore:
     ) -> AgentSession:
         """Record the status the thread's session should show; the title and initiator are
         kept from the first time (Slack takes them only when it creates the session)."""
-        async with self.sessions.begin() as session:
-            row = await session.get(AgentSession, (channel_id, thread_ts))
+
+        def want(session: Session) -> AgentSession:
+            row = session.get(AgentSession, (channel_id, thread_ts))
             if row is None:
                 row = AgentSession(
                     channel_id=channel_id,
@@ -46,14 +52,15 @@ class AgentSessionStore:
                 row.wanted, row.updated_at = status, now
             return row
 
+        return await self.transactions.run_in_session(want)
+
     async def mark_sent(self, *, channel_id: str, thread_ts: str, status: str) -> None:
-        async with self.sessions.begin() as session:
-            await session.execute(
-                update(AgentSession)
-                .where(AgentSession.channel_id == channel_id, AgentSession.thread_ts == thread_ts)
-                .values(sent=status)
-                .execution_options(synchronize_session=False)
-            )
+        statement = (
+            update(AgentSession)
+            .where(AgentSession.channel_id == channel_id, AgentSession.thread_ts == thread_ts)
+            .values(sent=status)
+        )
+        await self.transactions.run(lambda connection: connection.execute(statement))
 
     async def get(self, *, channel_id: str, thread_ts: str) -> AgentSession | None:
         async with self.sessions() as session:
@@ -84,13 +91,12 @@ class AgentSessionStore:
             return list((await session.scalars(select(SessionSupport))).all())
 
     async def refuse(self, *, team_id: str, error: str, now: datetime) -> None:
-        async with self.sessions.begin() as session:
-            if await session.get(SessionSupport, team_id) is None:
+        def refuse(session: Session) -> None:
+            if session.get(SessionSupport, team_id) is None:
                 session.add(SessionSupport(team_id=team_id, error=error, refused_at=now))
+
+        await self.transactions.run_in_session(refuse)
 
     async def forget_refusals(self) -> None:
         """At start: try sessions again (an admin may have declared the app an agent)."""
-        async with self.sessions.begin() as session:
-            await session.execute(
-                delete(SessionSupport).execution_options(synchronize_session=False)
-            )
+        await self.transactions.run(lambda connection: connection.execute(delete(SessionSupport)))

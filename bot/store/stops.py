@@ -7,13 +7,18 @@ from datetime import datetime
 
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from bot.store.tables import StopRefusal
+from bot.store.transactions import Transactions
 
 
 class StopRefusalStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], transactions: Transactions
+    ) -> None:
         self.sessions = sessions
+        self.transactions = transactions
 
     async def get(self, org_id: int) -> StopRefusal | None:
         async with self.sessions() as session:
@@ -22,8 +27,8 @@ class StopRefusalStore:
     async def record(
         self, org_id: int, *, status_code: int | None, message: str, now: datetime
     ) -> None:
-        async with self.sessions.begin() as session:
-            row = await session.get(StopRefusal, org_id)
+        def record(session: Session) -> None:
+            row = session.get(StopRefusal, org_id)
             if row is None:
                 session.add(
                     StopRefusal(
@@ -33,11 +38,8 @@ class StopRefusalStore:
             else:
                 row.status_code, row.message, row.refused_at = status_code, message, now
 
+        await self.transactions.run_in_session(record)
+
     async def forget(self, org_id: int) -> None:
-        async with self.sessions.begin() as session:
-            # No session state to keep in step (it runs at start): skips the ORM's evaluator.
-            await session.execute(
-                delete(StopRefusal)
-                .where(StopRefusal.org_id == org_id)
-                .execution_options(synchronize_session=False)
-            )
+        statement = delete(StopRefusal).where(StopRefusal.org_id == org_id)
+        await self.transactions.run(lambda connection: connection.execute(statement))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.clock import utc
@@ -38,26 +39,31 @@ from bot.store.transactions import Transactions
 ANALYSIS_LIMIT = 1000
 
 
+def _analyze(connection: Connection) -> None:
+    connection.exec_driver_sql(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
+    connection.exec_driver_sql("ANALYZE")
+
+
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.is_postgres = engine.dialect.name == "postgresql"
         self.transactions = Transactions(engine)
-        self.leases = Leases(self.sessions, self.transactions, is_postgres=self.is_postgres)
+        self.leases = Leases(self.transactions, is_postgres=self.is_postgres)
         self.requests = RequestStore(
             self.sessions, self.leases, self.transactions, is_postgres=self.is_postgres
         )
-        self.runs = RunStore(self.sessions, self.leases)
+        self.runs = RunStore(self.sessions, self.leases, self.transactions)
         self.budgets = BudgetStore(self.sessions, self.transactions, is_postgres=self.is_postgres)
-        self.channels = ChannelStore(self.sessions)
-        self.events = EventStore(self.sessions)
-        self.stop_refusals = StopRefusalStore(self.sessions)
-        self.tokens = PersonalTokenStore(self.sessions)
-        self.homes = HomeTabStore(self.sessions)
-        self.agent_sessions = AgentSessionStore(self.sessions)
-        self.pull_requests = PullRequestStateStore(self.sessions)
-        self.missing_endpoints = MissingEndpointStore(self.sessions)
+        self.channels = ChannelStore(self.sessions, self.transactions)
+        self.events = EventStore(self.sessions, self.transactions)
+        self.stop_refusals = StopRefusalStore(self.sessions, self.transactions)
+        self.tokens = PersonalTokenStore(self.sessions, self.transactions)
+        self.homes = HomeTabStore(self.sessions, self.transactions)
+        self.agent_sessions = AgentSessionStore(self.sessions, self.transactions)
+        self.pull_requests = PullRequestStateStore(self.sessions, self.transactions)
+        self.missing_endpoints = MissingEndpointStore(self.sessions, self.transactions)
 
     async def dispose(self) -> None:
         await self.transactions.dispose()
@@ -104,15 +110,18 @@ class Store:
         160,000 requests and runs. Bounded by ANALYSIS_LIMIT it samples each index instead:
         about 4 ms at any size, the same query plans, at start and every OPTIMIZE_SECONDS."""
         if not self.is_postgres:
-            async with self.engine.begin() as conn:
-                await conn.exec_driver_sql(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
-                await conn.exec_driver_sql("ANALYZE")
+            await self.transactions.run(_analyze)
 
     async def reap_expired_leases(self, *, now: datetime) -> int:
         return await self.leases.reap_expired(now=now)
 
     async def prune(self, *, now: datetime, keep_events: timedelta, keep_spends: timedelta) -> None:
         """Forget deliveries and budget spends too old to matter."""
-        async with self.sessions.begin() as session:
-            await session.execute(delete(SeenEvent).where(SeenEvent.seen_at < now - keep_events))
-            await session.execute(delete(RateSpend).where(RateSpend.spent_at < now - keep_spends))
+        events = delete(SeenEvent).where(SeenEvent.seen_at < now - keep_events)
+        spends = delete(RateSpend).where(RateSpend.spent_at < now - keep_spends)
+
+        def prune(connection: Connection) -> None:
+            connection.execute(events)
+            connection.execute(spends)
+
+        await self.transactions.run(prune)

@@ -8,11 +8,15 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.store.tables import PersonalToken
+from bot.store.transactions import Transactions
 
 
 class PersonalTokenStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], transactions: Transactions
+    ) -> None:
         self.sessions = sessions
+        self.transactions = transactions
 
     async def get(self, slack_user_id: str) -> PersonalToken | None:
         async with self.sessions() as session:
@@ -20,40 +24,33 @@ class PersonalTokenStore:
 
     async def put(self, row: PersonalToken) -> None:
         """Store a person's token (replacing an earlier one)."""
-        async with self.sessions.begin() as session:
-            await session.merge(row)
+        await self.transactions.run_in_session(lambda session: session.merge(row))
 
     async def delete(self, slack_user_id: str) -> bool:
-        async with self.sessions.begin() as session:
-            result = await session.execute(
-                delete(PersonalToken).where(PersonalToken.slack_user_id == slack_user_id)
-            )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        statement = delete(PersonalToken).where(PersonalToken.slack_user_id == slack_user_id)
+        return bool(await self.transactions.run(lambda c: c.execute(statement).rowcount))
 
     async def mark_rejected(self, slack_user_id: str, *, fingerprint: str, now: datetime) -> bool:
         """Codegen rejected this token: True the first time (the person is told once)."""
-        async with self.sessions.begin() as session:
-            result = await session.execute(
-                update(PersonalToken)
-                .where(
-                    PersonalToken.slack_user_id == slack_user_id,
-                    PersonalToken.fingerprint == fingerprint,
-                    PersonalToken.rejected_at.is_(None),
-                )
-                .values(rejected_at=now)
-                .execution_options(synchronize_session=False)
+        statement = (
+            update(PersonalToken)
+            .where(
+                PersonalToken.slack_user_id == slack_user_id,
+                PersonalToken.fingerprint == fingerprint,
+                PersonalToken.rejected_at.is_(None),
             )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+            .values(rejected_at=now)
+        )
+        return bool(await self.transactions.run(lambda c: c.execute(statement).rowcount))
 
     async def all(self) -> list[PersonalToken]:
         async with self.sessions() as session:
             return list((await session.scalars(select(PersonalToken))).all())
 
     async def reseal(self, slack_user_id: str, *, sealed_token: str) -> None:
-        async with self.sessions.begin() as session:
-            await session.execute(
-                update(PersonalToken)
-                .where(PersonalToken.slack_user_id == slack_user_id)
-                .values(sealed_token=sealed_token)
-                .execution_options(synchronize_session=False)
-            )
+        statement = (
+            update(PersonalToken)
+            .where(PersonalToken.slack_user_id == slack_user_id)
+            .values(sealed_token=sealed_token)
+        )
+        await self.transactions.run(lambda connection: connection.execute(statement))

@@ -1,16 +1,22 @@
-"""Transactions written as one function of a Connection, run in one go.
+"""Transactions written as one function of a Connection (or of an ORM Session), run in one go:
+every write the stores make.
 
 With aiosqlite every cursor operation is a hand-off to the driver's thread and back: a
 budget spend from two windows took 18 of them (cursors, statements, fetches, the commit and
-the pool's reset), and the hand-offs cost more CPU than SQLite itself. The hottest writes
-(every ack's outbox insert, every Slack and Codegen call's budget spend, the leases' fenced
-writes) are written as a plain function of a synchronous Connection instead, and
-`Transactions.run` runs it:
+the pool's reset), and the hand-offs cost more CPU than SQLite itself. Worse, a write
+transaction holds SQLite's one write lock across those hand-offs, each a turn of the event
+loop: under a burst of acks, writes through aiosqlite held it for tens and up to hundreds of
+milliseconds, and every ack's outbox insert waited behind them (and then slept in SQLite's
+busy handler, which retries after 1, 2, 5, 10, 15... ms). So a store writes through
+`Transactions.run` (a function of a synchronous Connection) or `run_in_session` (of an ORM
+Session), and reads through its async sessions:
 
-* on a SQLite file, whole on one thread of its own, through the standard library's driver
-  on its own connection to the same file: one hand-off per transaction (a spend from two
-  windows: 2.8 -> 0.8 ms of CPU). SQLite lets one writer in at a time anyway, so one thread
-  loses nothing; it waits for the file's lock there, not in the event loop.
+* on a SQLite file, the whole transaction runs on one thread of its own, through the
+  standard library's driver on its own connection to the same file: one hand-off per
+  transaction (a spend from two windows: 2.8 -> 0.8 ms of CPU). Every write of the process
+  goes through that one connection, so no two of its connections wait on each other's lock
+  (tests/conversation/test_single_writer.py); the async engine's connections only read, and
+  in WAL mode readers never block the writer.
 * on PostgreSQL (asyncpg has no thread to hand off to) and an in-memory SQLite database
   (which a second connection would not see), through the async engine's `run_sync`.
 
@@ -29,6 +35,7 @@ from sqlalchemy import Engine
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Session
 
 from bot.store.db import SQLITE_TIMEOUT_SECONDS, on_sqlite_connect
 
@@ -56,6 +63,11 @@ class Transactions:
         if self._thread is None:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writes")
         return await asyncio.wrap_future(self._thread.submit(self._in_transaction, work))
+
+    async def run_in_session(self, work: Callable[[Session], T]) -> T:
+        """`work` with an ORM session in one transaction, as `run`: what it changed is flushed
+        and committed when it returns. Rows it returns are detached, their columns loaded."""
+        return await self.run(lambda connection: _in_session(connection, work))
 
     def _in_transaction(self, work: Callable[[Connection], T]) -> T:
         with self._engine().begin() as connection:
@@ -86,3 +98,11 @@ class Transactions:
         if self._sync_engine is not None:
             self._sync_engine.dispose()
             self._sync_engine = None
+
+
+def _in_session(connection: Connection, work: Callable[[Session], T]) -> T:
+    # The session joins the connection's transaction, which `run` commits or rolls back.
+    with Session(bind=connection, expire_on_commit=False) as session:
+        result = work(session)
+        session.flush()
+        return result

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import insert
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.engine import Connection
 
 from bot.clock import FakeClock
 from bot.requests import StoredOptions, Trigger
@@ -493,8 +493,10 @@ async def test_home_tabs_are_published_in_turn_and_follow_their_persons_runs(
 
 async def _vm_steps_of_optimize(url: str) -> int:
     """SQLite virtual-machine instructions (in hundreds) that Store.optimize executes: the
-    work it does, counted the same way on every machine."""
-    engine = create_engine(url, poolclass=StaticPool)  # one connection: the one counted
+    work it does, counted the same way on every machine. It writes, so it runs on the store's
+    writer connection (bot.store.transactions): the one counted."""
+    engine = create_engine(url)
+    store = Store(engine)
     steps = 0
 
     def count() -> int:
@@ -502,13 +504,15 @@ async def _vm_steps_of_optimize(url: str) -> int:
         steps += 1
         return 0  # go on
 
+    def count_on(connection: Connection) -> None:
+        connection.connection.driver_connection.set_progress_handler(count, 100)
+
     try:
-        async with engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            await raw.driver_connection.set_progress_handler(count, 100)
-        await Store(engine).optimize()
+        assert store.transactions.on_thread, "the writer connection is a SQLite file's"
+        await store.transactions.run(count_on)
+        await store.optimize()
     finally:
-        await engine.dispose()
+        await store.dispose()
     return steps
 
 

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from bot.store.db import create_engine, migrate
 from bot.store.store import Store
@@ -45,6 +46,27 @@ async def test_what_returns_is_committed_and_what_raises_is_rolled_back(store: S
     with pytest.raises(IntegrityError):
         await store.transactions.run(add_then_collide)
     assert sorted(await _seen(store)) == ["a", "b"]  # "c" went with its transaction
+
+
+async def test_a_unit_of_work_in_an_orm_session_commits_and_hands_back_loaded_rows(
+    store: Store,
+) -> None:
+    def add(session: Session) -> SeenEvent:
+        row = SeenEvent(event_id="a", seen_at=AT)
+        session.add(row)
+        return row
+
+    row = await store.transactions.run_in_session(add)
+    assert (row.event_id, row.seen_at.replace(tzinfo=UTC)) == ("a", AT)  # loaded, detached
+
+    def add_then_fail(session: Session) -> None:
+        session.add(SeenEvent(event_id="b", seen_at=AT))
+        session.flush()
+        raise RuntimeError("changed its mind")
+
+    with pytest.raises(RuntimeError):
+        await store.transactions.run_in_session(add_then_fail)
+    assert await _seen(store) == ["a"]  # "b" went with its transaction
 
 
 async def test_on_a_sqlite_file_it_runs_on_one_thread_of_its_own(tmp_path: Path) -> None:

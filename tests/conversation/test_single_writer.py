@@ -1,0 +1,44 @@
+"""On a SQLite file the bot writes through one connection only, the writer thread's
+(bot.store.transactions). SQLite lets one connection write at a time, and a write through the
+async engine's connections holds that lock across turns of a busy event loop (every statement
+is a hand-off to aiosqlite's thread and back): the acks' outbox inserts waited behind such
+writes, up to hundreds of milliseconds each under load."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event
+
+from tests.harness import Conversation, final_replies, roots
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+async def test_a_run_and_its_follow_up_write_only_through_the_writer_connection(
+    sqlite_url: str,
+) -> None:
+    async with Conversation.start(database_url=sqlite_url) as chat:
+        store = chat.runtime.store
+        assert store.transactions.on_thread
+        elsewhere: list[str] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if statement.lstrip().upper().startswith(_WRITES):
+                elsewhere.append(statement.split("(")[0].strip())
+
+        event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+        await chat.slash("config repo=acme/web")  # the channel's defaults
+        await chat.slash("fix the flaky login test")
+        await chat.run_until_idle()
+        [root] = roots(chat)
+        await chat.mention("also cover the logout path", thread_ts=root)  # a follow-up
+        await chat.run_until_idle()
+        # The periodic jobs that write: statistics and pruning.
+        await store.optimize()
+        await store.prune(now=chat.clock.now(), keep_events=timedelta(0), keep_spends=timedelta(0))
+        assert len(chat.emulator.created_bodies()) == 2
+        assert len(final_replies(chat, root)) == 2
+
+    assert elsewhere == []

@@ -76,6 +76,7 @@ DISPATCH_SECONDS = 1.0
 REAP_SECONDS = 30.0
 PRUNE_SECONDS = 3600.0
 OPTIMIZE_SECONDS = 600.0
+CHECKPOINT_SECONDS = 5.0
 # Agent session statuses Slack had no room for are sent again this often.
 SESSIONS_SECONDS = 5.0
 PROGRESS_SECONDS = 1.0
@@ -128,6 +129,7 @@ class Runtime:
             Job("reap", REAP_SECONDS, self._reap),
             Job("prune", PRUNE_SECONDS, self._prune),
             Job("optimize", OPTIMIZE_SECONDS, self.store.optimize),
+            Job("checkpoint", CHECKPOINT_SECONDS, self.store.checkpoint),
             Job("home", HOME_TICK_SECONDS, self.home.tick),
             Job("sessions", SESSIONS_SECONDS, self.sessions.tick),
         ]

@@ -20,7 +20,7 @@ Exposed names carry the `codegen_bot_` prefix (counters end in `_total`):
 | poll_lag_seconds | histogram | |
 | slack_calls_total | counter | method, outcome (OUTCOMES in bot.slack.gateway) |
 | slack_errors_total | counter | method, error |
-| tick_seconds | histogram | job (dispatch, poll, renew, reap, prune, optimize) |
+| tick_seconds | histogram | job (dispatch, poll, renew, reap, prune, optimize, checkpoint, ...) |
 | card_lag_seconds | histogram | |
 
 Each replica exposes its own numbers; sum them in Prometheus (`sum without (instance)`).

@@ -112,6 +112,15 @@ class Store:
         if not self.is_postgres:
             await self.transactions.run(_analyze)
 
+    async def checkpoint(self) -> None:
+        """Copy SQLite's write-ahead log into the database file, without waiting for anyone
+        (PASSIVE), on a connection of the async engine: its thread does the I/O, and writers
+        go on meanwhile. The writer thread's connection never checkpoints on its own
+        (bot.store.transactions), so this keeps the log from growing. PostgreSQL: nothing."""
+        if not self.is_postgres:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
     async def reap_expired_leases(self, *, now: datetime) -> int:
         return await self.leases.reap_expired(now=now)
 

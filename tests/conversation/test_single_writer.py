@@ -35,9 +35,10 @@ async def test_a_run_and_its_follow_up_write_only_through_the_writer_connection(
         [root] = roots(chat)
         await chat.mention("also cover the logout path", thread_ts=root)  # a follow-up
         await chat.run_until_idle()
-        # The periodic jobs that write: statistics and pruning.
+        # The periodic jobs that write: statistics, pruning, the write-ahead log's checkpoint.
         await store.optimize()
         await store.prune(now=chat.clock.now(), keep_events=timedelta(0), keep_spends=timedelta(0))
+        await store.checkpoint()
         assert len(chat.emulator.created_bodies()) == 2
         assert len(final_replies(chat, root)) == 2
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,5 +114,35 @@ async def test_a_caller_that_gives_up_does_not_undo_a_transaction_under_way(
     await store.transactions.dispose()  # waits for it to finish
     try:
         assert await _seen(store) == ["kept"]
+    finally:
+        await store.dispose()
+
+
+async def test_the_writer_never_checkpoints_on_its_own_and_the_store_checkpoints_apart(
+    tmp_path: Path,
+) -> None:
+    """A commit that crosses SQLite's log threshold (1,000 pages) would copy the whole log
+    into the database file before returning, with every ack batched behind it waiting: the
+    writer's commits never do, and Store.checkpoint does it on another connection."""
+    path = tmp_path / "bot.db"
+    store = Store(create_engine(f"sqlite+aiosqlite:///{path}"))
+    try:
+        await migrate(store.engine)
+        await store.checkpoint()
+        before = path.stat().st_size
+
+        def add_batch(first: int) -> Callable[[Connection], None]:
+            rows = [
+                {"event_id": f"{n:06d}" + "x" * 3000, "seen_at": AT}
+                for n in range(first, first + 100)
+            ]
+            return lambda connection: connection.execute(insert(SeenEvent), rows) and None
+
+        for first in range(0, 1500, 100):  # about 1,500 pages of log, in 15 commits
+            await store.transactions.run(add_batch(first))
+        assert path.stat().st_size == before  # all of it still in the log only
+        await store.checkpoint()
+        assert path.stat().st_size > before + 1000 * 4096
+        assert len(await _seen(store)) == 1500
     finally:
         await store.dispose()

@@ -22,7 +22,7 @@ from typing import cast
 
 from sqlalchemy import Integer, String, Table, bindparam, func, insert, select, union_all, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
 
 from bot.limits import wait_for_slot
@@ -60,14 +60,7 @@ class BudgetState:
 
 
 class BudgetStore:
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        transactions: Transactions,
-        *,
-        is_postgres: bool,
-    ) -> None:
-        self.sessions = sessions
+    def __init__(self, transactions: Transactions, *, is_postgres: bool) -> None:
         # A spend's transaction runs in one go (bot.store.transactions).
         self.transactions = transactions
         self.is_postgres = is_postgres
@@ -160,14 +153,21 @@ class BudgetStore:
         await self.transactions.run(block)
 
     async def state(self, *, org_id: int, bucket: str, window: float, now: datetime) -> BudgetState:
-        async with self.sessions() as session:
-            spent = await self._spent(session, org_id=org_id, bucket=bucket, now=now, window=window)
-            blocked = await session.scalar(
-                select(RateBudget.blocked_until).where(
-                    RateBudget.org_id == org_id, RateBudget.bucket == bucket
-                )
+        spends = select(RateSpend.spent_at).where(
+            RateSpend.org_id == org_id,
+            RateSpend.bucket == bucket,
+            RateSpend.spent_at > now - timedelta(seconds=window),
+        )
+        block = select(RateBudget.blocked_until).where(
+            RateBudget.org_id == org_id, RateBudget.bucket == bucket
+        )
+
+        def state(session: Session) -> BudgetState:
+            return BudgetState(
+                spent=list(session.scalars(spends)), blocked_until=session.scalar(block)
             )
-        return BudgetState(spent=spent, blocked_until=blocked)
+
+        return await self.transactions.read(state)
 
     def _lock_all(
         self, connection: Connection, *, org_id: int, buckets: Sequence[str], now: datetime
@@ -201,24 +201,6 @@ class BudgetStore:
             )
         rows = connection.execute(statement, values).all()
         return {bucket: (int(count), oldest) for bucket, count, oldest in rows}
-
-    async def _spent(
-        self,
-        session: AsyncSession,
-        *,
-        org_id: int,
-        bucket: str,
-        now: datetime,
-        window: float,
-    ) -> list[datetime]:
-        """The spends in the window."""
-        query = select(RateSpend.spent_at).where(
-            RateSpend.org_id == org_id,
-            RateSpend.bucket == bucket,
-            RateSpend.spent_at > now - timedelta(seconds=window),
-        )
-        rows = await session.scalars(query)
-        return list(rows.all())
 
 
 def _lock_statement(*, is_postgres: bool) -> Executable:

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from bot.requests import OptionField
@@ -21,15 +20,13 @@ def _values(row: ChannelDefaults | None) -> dict[str, Any]:
 
 
 class ChannelStore:
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], transactions: Transactions
-    ) -> None:
-        self.sessions = sessions
+    def __init__(self, transactions: Transactions) -> None:
         self.transactions = transactions
 
     async def defaults(self, channel_id: str) -> ChannelDefaults | None:
-        async with self.sessions() as session:
-            return await session.get(ChannelDefaults, channel_id)
+        return await self.transactions.read(
+            lambda session: session.get(ChannelDefaults, channel_id)
+        )
 
     async def set_defaults(
         self,
@@ -70,14 +67,13 @@ class ChannelStore:
         await self.transactions.run_in_session(reset)
 
     async def last_change(self, channel_id: str) -> ChannelDefaultsChange | None:
-        async with self.sessions() as session:
-            rows = await session.scalars(
-                select(ChannelDefaultsChange)
-                .where(ChannelDefaultsChange.channel_id == channel_id)
-                .order_by(ChannelDefaultsChange.changed_at.desc(), ChannelDefaultsChange.id.desc())
-                .limit(1)
-            )
-            return rows.first()
+        statement = (
+            select(ChannelDefaultsChange)
+            .where(ChannelDefaultsChange.channel_id == channel_id)
+            .order_by(ChannelDefaultsChange.changed_at.desc(), ChannelDefaultsChange.id.desc())
+            .limit(1)
+        )
+        return await self.transactions.read(lambda session: session.scalars(statement).first())
 
     @staticmethod
     def _record(

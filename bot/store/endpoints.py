@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from bot.store.tables import MissingEndpoint
@@ -15,15 +14,13 @@ from bot.store.transactions import Transactions
 
 
 class MissingEndpointStore:
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], transactions: Transactions
-    ) -> None:
-        self.sessions = sessions
+    def __init__(self, transactions: Transactions) -> None:
         self.transactions = transactions
 
     async def get(self, org_id: int, endpoint: str) -> MissingEndpoint | None:
-        async with self.sessions() as session:
-            return await session.get(MissingEndpoint, (org_id, endpoint))
+        return await self.transactions.read(
+            lambda session: session.get(MissingEndpoint, (org_id, endpoint))
+        )
 
     async def record(self, org_id: int, endpoint: str, *, message: str, now: datetime) -> None:
         def record(session: Session) -> None:

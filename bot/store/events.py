@@ -5,17 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.store.tables import SeenEvent
 from bot.store.transactions import Transactions
 
 
 class EventStore:
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], transactions: Transactions
-    ) -> None:
-        self.sessions = sessions
+    def __init__(self, transactions: Transactions) -> None:
         self.transactions = transactions
 
     async def first_sighting(self, key: str, *, now: datetime) -> bool:

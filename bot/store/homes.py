@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from bot.store.tables import HomeTab, QueuedRequest, RequestStatus, TrackedRun
@@ -13,10 +12,7 @@ from bot.store.transactions import Transactions
 
 
 class HomeTabStore:
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], transactions: Transactions
-    ) -> None:
-        self.sessions = sessions
+    def __init__(self, transactions: Transactions) -> None:
         self.transactions = transactions
 
     async def opened(self, *, team_id: str, user_id: str, now: datetime) -> HomeTab:
@@ -34,8 +30,9 @@ class HomeTabStore:
         return await self.transactions.run_in_session(opened)
 
     async def get(self, *, team_id: str, user_id: str) -> HomeTab | None:
-        async with self.sessions() as session:
-            return await session.get(HomeTab, (team_id, user_id))
+        return await self.transactions.read(
+            lambda session: session.get(HomeTab, (team_id, user_id))
+        )
 
     async def stale(self, *, now: datetime, quiet: timedelta, limit: int) -> list[HomeTab]:
         """Homes published at least `quiet` ago whose person has a run that changed, or a
@@ -58,19 +55,18 @@ class HomeTabStore:
                 ),
             ),
         )
-        async with self.sessions() as session:
-            rows = await session.scalars(
-                select(HomeTab)
-                .where(
-                    or_(
-                        HomeTab.published_at.is_(None),
-                        and_(since <= now - quiet, or_(run_changed, request_changed)),
-                    )
+        statement = (
+            select(HomeTab)
+            .where(
+                or_(
+                    HomeTab.published_at.is_(None),
+                    and_(since <= now - quiet, or_(run_changed, request_changed)),
                 )
-                .order_by(HomeTab.published_at.asc().nulls_first())
-                .limit(limit)
             )
-            return list(rows.all())
+            .order_by(HomeTab.published_at.asc().nulls_first())
+            .limit(limit)
+        )
+        return await self.transactions.read(lambda session: list(session.scalars(statement)))
 
     async def claim(
         self, *, team_id: str, user_id: str, read: datetime | None, now: datetime

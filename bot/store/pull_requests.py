@@ -7,7 +7,6 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from bot.store.tables import PullRequestState
@@ -15,18 +14,13 @@ from bot.store.transactions import Transactions
 
 
 class PullRequestStateStore:
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], transactions: Transactions
-    ) -> None:
-        self.sessions = sessions
+    def __init__(self, transactions: Transactions) -> None:
         self.transactions = transactions
 
     async def for_run(self, run_id: int) -> dict[int, PullRequestState]:
-        async with self.sessions() as session:
-            rows = await session.scalars(
-                select(PullRequestState).where(PullRequestState.run_id == run_id)
-            )
-            return {row.pr_id: row for row in rows.all()}
+        statement = select(PullRequestState).where(PullRequestState.run_id == run_id)
+        rows = await self.transactions.read(lambda session: list(session.scalars(statement)))
+        return {row.pr_id: row for row in rows}
 
     async def record(
         self, *, pr_id: int, run_id: int, state: str, set_by: str, now: datetime

@@ -13,7 +13,6 @@ from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from bot.requests import StoredOptions, Trigger
@@ -89,15 +88,7 @@ class QueuePlace:
 
 
 class RequestStore:
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        leases: Leases,
-        transactions: Transactions,
-        *,
-        is_postgres: bool,
-    ) -> None:
-        self.sessions = sessions
+    def __init__(self, leases: Leases, transactions: Transactions, *, is_postgres: bool) -> None:
         self.leases = leases
         # Every ack's insert runs in one go (bot.store.transactions).
         self.transactions = transactions
@@ -114,55 +105,50 @@ class RequestStore:
     # -- reading -----------------------------------------------------------------------------
 
     async def get(self, request_id: str) -> QueuedRequest | None:
-        async with self.sessions() as session:
-            return await session.get(QueuedRequest, request_id)
+        return await self.transactions.read(lambda session: session.get(QueuedRequest, request_id))
 
     async def pending(self, *, org_id: int) -> list[QueuedRequest]:
         """Every request still waiting to go out for this org, in queue order."""
-        async with self.sessions() as session:
-            rows = await session.scalars(
-                select(QueuedRequest)
-                .where(
-                    QueuedRequest.org_id == org_id,
-                    QueuedRequest.status == RequestStatus.PENDING,
-                )
-                .order_by(QueuedRequest.created_at, QueuedRequest.id)
-            )
-            return list(rows.all())
+        statement = (
+            select(QueuedRequest)
+            .where(QueuedRequest.org_id == org_id, QueuedRequest.status == RequestStatus.PENDING)
+            .order_by(QueuedRequest.created_at, QueuedRequest.id)
+        )
+        return await self.transactions.read(lambda session: list(session.scalars(statement)))
 
     async def queue_places(self, *, org_id: int) -> list[QueuePlace]:
         """The prepared requests waiting to go out for this org, in queue order."""
         columns = [getattr(QueuedRequest, name) for name in QueuePlace.__dataclass_fields__]
-        async with self.sessions() as session:
-            result = await session.execute(
-                select(*columns)
-                .where(
-                    QueuedRequest.org_id == org_id,
-                    QueuedRequest.status == RequestStatus.PENDING,
-                    QueuedRequest.prepared.is_(True),
-                )
-                .order_by(QueuedRequest.created_at, QueuedRequest.id)
+        statement = (
+            select(*columns)
+            .where(
+                QueuedRequest.org_id == org_id,
+                QueuedRequest.status == RequestStatus.PENDING,
+                QueuedRequest.prepared.is_(True),
             )
-            return [QueuePlace(*row) for row in result.all()]
+            .order_by(QueuedRequest.created_at, QueuedRequest.id)
+        )
+        return await self.transactions.read(
+            lambda session: [QueuePlace(*row) for row in session.execute(statement)]
+        )
 
     async def count_pending(self) -> int:
-        async with self.sessions() as session:
-            count = await session.scalar(
-                select(func.count())
-                .select_from(QueuedRequest)
-                .where(QueuedRequest.status == RequestStatus.PENDING)
-            )
+        statement = (
+            select(func.count())
+            .select_from(QueuedRequest)
+            .where(QueuedRequest.status == RequestStatus.PENDING)
+        )
+        count: int | None = await self.transactions.read(lambda s: s.scalar(statement))
         return int(count or 0)
 
     async def recent(self, *, user_id: str, limit: int) -> list[QueuedRequest]:
-        async with self.sessions() as session:
-            rows = await session.scalars(
-                select(QueuedRequest)
-                .where(QueuedRequest.user_id == user_id)
-                .order_by(QueuedRequest.created_at.desc())
-                .limit(limit)
-            )
-            return list(rows.all())
+        statement = (
+            select(QueuedRequest)
+            .where(QueuedRequest.user_id == user_id)
+            .order_by(QueuedRequest.created_at.desc())
+            .limit(limit)
+        )
+        return await self.transactions.read(lambda session: list(session.scalars(statement)))
 
     # -- the queue ---------------------------------------------------------------------------
 

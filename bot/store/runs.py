@@ -15,7 +15,6 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.store.leases import Leases
 from bot.store.tables import ReplyKind, ReplyState, TrackedRun
@@ -73,53 +72,41 @@ class ReplyStep(enum.Enum):
 
 
 class RunStore:
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        leases: Leases,
-        transactions: Transactions,
-    ) -> None:
-        self.sessions = sessions  # reads
+    def __init__(self, leases: Leases, transactions: Transactions) -> None:
         self.leases = leases
-        self.transactions = transactions  # writes, each whole on SQLite's writer thread
+        self.transactions = transactions  # reads and writes, each in one go
 
     # -- reading -----------------------------------------------------------------------------
 
     async def get(self, run_id: int) -> TrackedRun | None:
-        async with self.sessions() as session:
-            return await session.get(TrackedRun, run_id)
+        return await self.transactions.read(lambda session: session.get(TrackedRun, run_id))
 
     async def many(self, run_ids: Sequence[int]) -> list[TrackedRun]:
-        async with self.sessions() as session:
-            rows = await session.scalars(select(TrackedRun).where(TrackedRun.id.in_(run_ids)))
-            return list(rows.all())
+        statement = select(TrackedRun).where(TrackedRun.id.in_(run_ids))
+        return await self.transactions.read(lambda session: list(session.scalars(statement)))
 
     async def latest_in_thread(self, *, channel_id: str, thread_ts: str) -> TrackedRun | None:
-        async with self.sessions() as session:
-            rows = await session.scalars(
-                select(TrackedRun)
-                .where(TrackedRun.channel_id == channel_id, TrackedRun.thread_ts == thread_ts)
-                .order_by(TrackedRun.created_at.desc(), TrackedRun.id.desc())
-                .limit(1)
-            )
-            return rows.first()
+        statement = (
+            select(TrackedRun)
+            .where(TrackedRun.channel_id == channel_id, TrackedRun.thread_ts == thread_ts)
+            .order_by(TrackedRun.created_at.desc(), TrackedRun.id.desc())
+            .limit(1)
+        )
+        return await self.transactions.read(lambda session: session.scalars(statement).first())
 
     async def count_tracking(self, *, org_id: int) -> int:
-        async with self.sessions() as session:
-            count = await session.scalar(
-                select(func.count())
-                .select_from(TrackedRun)
-                .where(TrackedRun.org_id == org_id, TrackedRun.tracking.is_(True))
-            )
+        statement = (
+            select(func.count())
+            .select_from(TrackedRun)
+            .where(TrackedRun.org_id == org_id, TrackedRun.tracking.is_(True))
+        )
+        count: int | None = await self.transactions.read(lambda s: s.scalar(statement))
         return int(count or 0)
 
     async def tracking_statuses(self) -> list[str | None]:
         """The last seen status of every run still tracked."""
-        async with self.sessions() as session:
-            rows = await session.scalars(
-                select(TrackedRun.status).where(TrackedRun.tracking.is_(True))
-            )
-            return list(rows.all())
+        statement = select(TrackedRun.status).where(TrackedRun.tracking.is_(True))
+        return await self.transactions.read(lambda session: list(session.scalars(statement)))
 
     # -- leases ------------------------------------------------------------------------------
 

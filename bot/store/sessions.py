@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from bot.store.tables import AgentSession, SessionSupport
@@ -14,10 +13,7 @@ from bot.store.transactions import Transactions
 
 
 class AgentSessionStore:
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], transactions: Transactions
-    ) -> None:
-        self.sessions = sessions
+    def __init__(self, transactions: Transactions) -> None:
         self.transactions = transactions
 
     async def want(
@@ -63,32 +59,32 @@ class AgentSessionStore:
         await self.transactions.run(lambda connection: connection.execute(statement))
 
     async def get(self, *, channel_id: str, thread_ts: str) -> AgentSession | None:
-        async with self.sessions() as session:
-            return await session.get(AgentSession, (channel_id, thread_ts))
+        return await self.transactions.read(
+            lambda session: session.get(AgentSession, (channel_id, thread_ts))
+        )
 
     async def unsent(self, *, limit: int) -> list[AgentSession]:
         """Sessions whose status Slack has not taken yet (it was busy), in workspaces that
         have sessions, the longest waiting first."""
         refused = select(SessionSupport.team_id)
-        async with self.sessions() as session:
-            rows = await session.scalars(
-                select(AgentSession)
-                .where(
-                    or_(AgentSession.sent.is_(None), AgentSession.sent != AgentSession.wanted),
-                    AgentSession.team_id.not_in(refused),
-                )
-                .order_by(AgentSession.updated_at)
-                .limit(limit)
+        statement = (
+            select(AgentSession)
+            .where(
+                or_(AgentSession.sent.is_(None), AgentSession.sent != AgentSession.wanted),
+                AgentSession.team_id.not_in(refused),
             )
-            return list(rows.all())
+            .order_by(AgentSession.updated_at)
+            .limit(limit)
+        )
+        return await self.transactions.read(lambda session: list(session.scalars(statement)))
 
     async def refused(self, team_id: str) -> SessionSupport | None:
-        async with self.sessions() as session:
-            return await session.get(SessionSupport, team_id)
+        return await self.transactions.read(lambda session: session.get(SessionSupport, team_id))
 
     async def all_refused(self) -> list[SessionSupport]:
-        async with self.sessions() as session:
-            return list((await session.scalars(select(SessionSupport))).all())
+        return await self.transactions.read(
+            lambda session: list(session.scalars(select(SessionSupport)))
+        )
 
     async def refuse(self, *, team_id: str, error: str, now: datetime) -> None:
         def refuse(session: Session) -> None:

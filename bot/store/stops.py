@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from bot.store.tables import StopRefusal
@@ -14,15 +13,11 @@ from bot.store.transactions import Transactions
 
 
 class StopRefusalStore:
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], transactions: Transactions
-    ) -> None:
-        self.sessions = sessions
+    def __init__(self, transactions: Transactions) -> None:
         self.transactions = transactions
 
     async def get(self, org_id: int) -> StopRefusal | None:
-        async with self.sessions() as session:
-            return await session.get(StopRefusal, org_id)
+        return await self.transactions.read(lambda session: session.get(StopRefusal, org_id))
 
     async def record(
         self, org_id: int, *, status_code: int | None, message: str, now: datetime

@@ -51,25 +51,25 @@ class Store:
         self.is_postgres = engine.dialect.name == "postgresql"
         self.transactions = Transactions(engine)
         self.leases = Leases(self.transactions, is_postgres=self.is_postgres)
-        self.requests = RequestStore(
-            self.sessions, self.leases, self.transactions, is_postgres=self.is_postgres
-        )
-        self.runs = RunStore(self.sessions, self.leases, self.transactions)
-        self.budgets = BudgetStore(self.sessions, self.transactions, is_postgres=self.is_postgres)
-        self.channels = ChannelStore(self.sessions, self.transactions)
-        self.events = EventStore(self.sessions, self.transactions)
-        self.stop_refusals = StopRefusalStore(self.sessions, self.transactions)
-        self.tokens = PersonalTokenStore(self.sessions, self.transactions)
-        self.homes = HomeTabStore(self.sessions, self.transactions)
-        self.agent_sessions = AgentSessionStore(self.sessions, self.transactions)
-        self.pull_requests = PullRequestStateStore(self.sessions, self.transactions)
-        self.missing_endpoints = MissingEndpointStore(self.sessions, self.transactions)
+        self.requests = RequestStore(self.leases, self.transactions, is_postgres=self.is_postgres)
+        self.runs = RunStore(self.leases, self.transactions)
+        self.budgets = BudgetStore(self.transactions, is_postgres=self.is_postgres)
+        self.channels = ChannelStore(self.transactions)
+        self.events = EventStore(self.transactions)
+        self.stop_refusals = StopRefusalStore(self.transactions)
+        self.tokens = PersonalTokenStore(self.transactions)
+        self.homes = HomeTabStore(self.transactions)
+        self.agent_sessions = AgentSessionStore(self.transactions)
+        self.pull_requests = PullRequestStateStore(self.transactions)
+        self.missing_endpoints = MissingEndpointStore(self.transactions)
 
     async def dispose(self) -> None:
         await self.transactions.dispose()
         await self.engine.dispose()
 
     async def ping(self) -> None:
+        # Through the async engine's pool, not the reader thread's long-lived connection: it
+        # opens the file again when its connections were closed, as a new replica would.
         async with self.sessions() as session:
             await session.execute(select(1))
 
@@ -86,16 +86,17 @@ class Store:
             select(func.min(TrackedRun.next_poll_at)).where(tracking),
             select(func.min(TrackedRun.lease_expires_at)).where(tracking),
         ]
-        async with self.sessions() as session:
-            found = [await session.scalar(query) for query in queries]
-            if read_every is not None:
-                polled = await session.scalar(
-                    select(func.min(TrackedRun.polled_at)).where(
-                        tracking, TrackedRun.finished_at.is_(None)
-                    )
+        if read_every is not None:
+            queries.append(
+                select(func.min(TrackedRun.polled_at)).where(
+                    tracking, TrackedRun.finished_at.is_(None)
                 )
-                if polled is not None:
-                    found.append(utc(polled) + timedelta(seconds=read_every))
+            )
+        found = await self.transactions.read(
+            lambda session: [session.scalar(query) for query in queries]
+        )
+        if read_every is not None and found[-1] is not None:
+            found[-1] = utc(found[-1]) + timedelta(seconds=read_every)
         moments = [utc(moment) for moment in found if moment is not None]
         return min(moments, default=None)
 

@@ -5,22 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.store.tables import PersonalToken
 from bot.store.transactions import Transactions
 
 
 class PersonalTokenStore:
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], transactions: Transactions
-    ) -> None:
-        self.sessions = sessions
+    def __init__(self, transactions: Transactions) -> None:
         self.transactions = transactions
 
     async def get(self, slack_user_id: str) -> PersonalToken | None:
-        async with self.sessions() as session:
-            return await session.get(PersonalToken, slack_user_id)
+        return await self.transactions.read(
+            lambda session: session.get(PersonalToken, slack_user_id)
+        )
 
     async def put(self, row: PersonalToken) -> None:
         """Store a person's token (replacing an earlier one)."""
@@ -44,8 +41,9 @@ class PersonalTokenStore:
         return bool(await self.transactions.run(lambda c: c.execute(statement).rowcount))
 
     async def all(self) -> list[PersonalToken]:
-        async with self.sessions() as session:
-            return list((await session.scalars(select(PersonalToken))).all())
+        return await self.transactions.read(
+            lambda session: list(session.scalars(select(PersonalToken)))
+        )
 
     async def reseal(self, slack_user_id: str, *, sealed_token: str) -> None:
         statement = (

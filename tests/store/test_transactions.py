@@ -146,3 +146,36 @@ async def test_the_writer_never_checkpoints_on_its_own_and_the_store_checkpoints
         assert len(await _seen(store)) == 1500
     finally:
         await store.dispose()
+
+
+async def test_reads_run_on_a_thread_of_their_own_and_do_not_wait_for_the_writer(
+    tmp_path: Path,
+) -> None:
+    store = Store(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"))
+    await migrate(store.engine)
+    started, go_on = threading.Event(), threading.Event()
+
+    def hold(connection: Connection) -> int:
+        connection.execute(_see("a"))  # holds the database's write lock until go_on
+        started.set()
+        go_on.wait(timeout=30)
+        return threading.get_ident()
+
+    try:
+        await store.transactions.run(lambda connection: connection.execute(_see("first")))
+        writing = asyncio.create_task(store.transactions.run(hold))
+        await asyncio.to_thread(started.wait, 30)
+        # While the writer is mid-transaction: what it committed before, not what it has not.
+        seen = await asyncio.wait_for(
+            store.transactions.read(lambda session: list(session.scalars(select(SeenEvent)))),
+            timeout=10,
+        )
+        reader = await store.transactions.read(lambda _: threading.get_ident())
+        go_on.set()
+        writer = await writing
+        assert [row.event_id for row in seen] == ["first"]  # rows loaded, usable detached
+        assert len({reader, writer, threading.get_ident()}) == 3
+        assert sorted(await _seen(store)) == ["a", "first"]
+    finally:
+        go_on.set()
+        await store.dispose()

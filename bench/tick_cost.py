@@ -12,7 +12,8 @@ Three processes, so that each figure is the bot's own:
   runs in flight;
 - the bot (bot.app.build_runtime, its real tracker and store), which ticks every second of a
   fake clock shared with the first (bench/shared_clock.py) and reports database time (the
-  driver's execute calls, summed per tick by SQLAlchemy's cursor events), each tick's
+  driver's execute calls on every engine of the process, the store's reader and writer
+  threads' too, summed per tick by SQLAlchemy's cursor events), each tick's
   duration, and its resident memory at the end.
 """
 
@@ -28,6 +29,7 @@ import signal
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -196,7 +198,7 @@ async def seed_store(url: str, seeded: dict[str, Any], *, poll_min: float) -> No
 
 async def tick_in_process(args: argparse.Namespace) -> dict[str, Any]:
     """The bot's process: build the runtime on the seeded database, tick, report."""
-    from sqlalchemy import event
+    from sqlalchemy import Engine, event
 
     from bench.settings import bench_settings
     from bot.app import build_runtime
@@ -220,16 +222,20 @@ async def tick_in_process(args: argparse.Namespace) -> dict[str, Any]:
     tick_ms: list[float] = []
     try:
         spent = [0.0]
+        adding = threading.Lock()
 
         def before(conn: Any, *_args: Any) -> None:
             conn.info["started"] = time.perf_counter()
 
         def after(conn: Any, *_args: Any) -> None:
-            spent[0] += time.perf_counter() - conn.info.pop("started", time.perf_counter())
+            took = time.perf_counter() - conn.info.pop("started", time.perf_counter())
+            with adding:
+                spent[0] += took
 
-        sync_engine = runtime.store.engine.sync_engine
-        event.listen(sync_engine, "before_cursor_execute", before)
-        event.listen(sync_engine, "after_cursor_execute", after)
+        # Every engine of the process: on a SQLite file the store reads and writes through
+        # engines of its own, on its reader and writer threads (bot.store.transactions).
+        event.listen(Engine, "before_cursor_execute", before)
+        event.listen(Engine, "after_cursor_execute", after)
         for _ in range(args.ticks):
             spent[0] = 0.0
             started = time.perf_counter()

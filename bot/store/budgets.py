@@ -135,7 +135,7 @@ class BudgetStore:
             .where(RateSpend.id.in_(list(spend_ids)), RateSpend.spent_at < at)
             .values(spent_at=at)
         )
-        await self.transactions.run(lambda connection: connection.execute(statement))
+        await self.transactions.execute(statement)
 
     async def block(self, *, org_id: int, bucket: str, until: datetime, now: datetime) -> None:
         """A 429 arrived: nobody spends from this budget before `until`."""

@@ -38,4 +38,4 @@ class MissingEndpointStore:
         statement = delete(MissingEndpoint).where(
             MissingEndpoint.org_id == org_id, MissingEndpoint.endpoint == endpoint
         )
-        await self.transactions.run(lambda connection: connection.execute(statement))
+        await self.transactions.execute(statement)

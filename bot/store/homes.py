@@ -79,7 +79,7 @@ class HomeTabStore:
             .where(HomeTab.team_id == team_id, HomeTab.user_id == user_id, same)
             .values(published_at=now)
         )
-        return bool(await self.transactions.run(lambda c: c.execute(statement).rowcount))
+        return bool(await self.transactions.execute(statement))
 
     async def unclaim(
         self, *, team_id: str, user_id: str, claimed: datetime, back_to: datetime | None
@@ -94,4 +94,4 @@ class HomeTabStore:
             )
             .values(published_at=back_to)
         )
-        await self.transactions.run(lambda connection: connection.execute(statement))
+        await self.transactions.execute(statement)

@@ -83,7 +83,7 @@ class Leases:
         statement = (
             update(model).where(model.id == key, model.lease_owner == owner).values(**values)
         )
-        return bool(await self.transactions.run(lambda c: c.execute(statement).rowcount))
+        return bool(await self.transactions.execute(statement))
 
     async def release(self, model: type[RowT], key: Any, owner: str, **values: Any) -> bool:
         return await self.write(
@@ -101,7 +101,7 @@ class Leases:
             .where(model.id.in_(list(keys)), model.lease_owner == owner)
             .values(lease_owner=None, lease_expires_at=None, **values)
         )
-        return int(await self.transactions.run(lambda c: c.execute(statement).rowcount))
+        return await self.transactions.execute(statement)
 
     async def renew(self, replica_id: str, *, now: datetime, lease_seconds: float) -> int:
         """Extend every live lease `replica_id` holds (an expired one stays expired: another

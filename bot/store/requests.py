@@ -394,7 +394,7 @@ class RequestStore:
             )
             .values(queue_note=note, queue_noted_at=now)
         )
-        return bool(await self.transactions.run(lambda c: c.execute(statement).rowcount))
+        return bool(await self.transactions.execute(statement))
 
 
 def _track_again(existing: TrackedRun, run: TrackedRun, *, request_id: str, now: datetime) -> None:

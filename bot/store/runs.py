@@ -287,7 +287,7 @@ class RunStore:
     async def mark_notified(self, run_id: int, *, owner: str, key: str) -> bool:
         """True exactly once per (run, card state): the caller then edits the card."""
         statement = _mark_notified(run_id, owner, key)
-        return bool(await self.transactions.run(lambda c: c.execute(statement).rowcount))
+        return bool(await self.transactions.execute(statement))
 
     async def unmark_notified(self, run_id: int, *, owner: str, back_to: str | None) -> bool:
         """The card edit did not get through: the state is to be shown again later."""
@@ -309,7 +309,7 @@ class RunStore:
             )
             .values(final_reply_state=ReplyState.NONE)
         )
-        return bool(await self.transactions.run(lambda c: c.execute(statement).rowcount))
+        return bool(await self.transactions.execute(statement))
 
     async def set_card(self, run_id: int, *, owner: str, card_ts: str) -> bool:
         return await self.leases.write(TrackedRun, run_id, owner, card_ts=card_ts)
@@ -329,7 +329,7 @@ class RunStore:
             .where(TrackedRun.id == run_id, TrackedRun.tracking.is_(True))
             .values(stop_requested_by=user_id, stop_requested_at=now, next_poll_at=now)
         )
-        return bool(await self.transactions.run(lambda c: c.execute(statement).rowcount))
+        return bool(await self.transactions.execute(statement))
 
     async def close(self, run_id: int, *, owner: str) -> bool:
         """Tracking is over (the final reply is out): stop polling, release."""

@@ -56,7 +56,7 @@ class AgentSessionStore:
             .where(AgentSession.channel_id == channel_id, AgentSession.thread_ts == thread_ts)
             .values(sent=status)
         )
-        await self.transactions.run(lambda connection: connection.execute(statement))
+        await self.transactions.execute(statement)
 
     async def get(self, *, channel_id: str, thread_ts: str) -> AgentSession | None:
         return await self.transactions.read(
@@ -95,4 +95,4 @@ class AgentSessionStore:
 
     async def forget_refusals(self) -> None:
         """At start: try sessions again (an admin may have declared the app an agent)."""
-        await self.transactions.run(lambda connection: connection.execute(delete(SessionSupport)))
+        await self.transactions.execute(delete(SessionSupport))

@@ -37,4 +37,4 @@ class StopRefusalStore:
 
     async def forget(self, org_id: int) -> None:
         statement = delete(StopRefusal).where(StopRefusal.org_id == org_id)
-        await self.transactions.run(lambda connection: connection.execute(statement))
+        await self.transactions.execute(statement)

@@ -25,7 +25,7 @@ class PersonalTokenStore:
 
     async def delete(self, slack_user_id: str) -> bool:
         statement = delete(PersonalToken).where(PersonalToken.slack_user_id == slack_user_id)
-        return bool(await self.transactions.run(lambda c: c.execute(statement).rowcount))
+        return bool(await self.transactions.execute(statement))
 
     async def mark_rejected(self, slack_user_id: str, *, fingerprint: str, now: datetime) -> bool:
         """Codegen rejected this token: True the first time (the person is told once)."""
@@ -38,7 +38,7 @@ class PersonalTokenStore:
             )
             .values(rejected_at=now)
         )
-        return bool(await self.transactions.run(lambda c: c.execute(statement).rowcount))
+        return bool(await self.transactions.execute(statement))
 
     async def all(self) -> list[PersonalToken]:
         return await self.transactions.read(
@@ -51,4 +51,4 @@ class PersonalTokenStore:
             .where(PersonalToken.slack_user_id == slack_user_id)
             .values(sealed_token=sealed_token)
         )
-        await self.transactions.run(lambda connection: connection.execute(statement))
+        await self.transactions.execute(statement)

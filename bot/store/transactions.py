@@ -36,6 +36,7 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Executable
 
 from bot.store.db import SQLITE_TIMEOUT_SECONDS, on_sqlite_connect
 
@@ -66,6 +67,10 @@ class Transactions:
         if self._thread is None:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writes")
         return await asyncio.wrap_future(self._thread.submit(self._in_transaction, work))
+
+    async def execute(self, statement: Executable) -> int:
+        """One write in a transaction of its own, as `run`: how many rows it matched."""
+        return int(await self.run(lambda connection: connection.execute(statement).rowcount))
 
     async def run_in_session(self, work: Callable[[Session], T]) -> T:
         """`work` with an ORM session in one transaction, as `run`: what it changed is flushed

@@ -52,11 +52,9 @@ class Transactions:
             "",
             ":memory:",
         )
-        self._sync_engine: Engine | None = None
-        self._thread: ThreadPoolExecutor | None = None
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._read_engine: Engine | None = None
-        self._reader: ThreadPoolExecutor | None = None
+        self._writer = _Lane("sqlite-writes", lambda: self._file_engine(autocheckpoint=False))
+        self._reader = _Lane("sqlite-reads", lambda: self._file_engine(autocheckpoint=True))
 
     async def run(self, work: Callable[[Connection], T]) -> T:
         """`work` in one transaction: committed when it returns, rolled back if it raises
@@ -64,9 +62,7 @@ class Transactions:
         if not self.on_thread:
             async with self.engine.begin() as connection:
                 return await connection.run_sync(work)
-        if self._thread is None:
-            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writes")
-        return await asyncio.wrap_future(self._thread.submit(self._in_transaction, work))
+        return await self._writer.run(lambda engine: _in_transaction(engine, work))
 
     async def execute(self, statement: Executable) -> int:
         """One write in a transaction of its own, as `run`: how many rows it matched."""
@@ -85,29 +81,9 @@ class Transactions:
         if not self.on_thread:
             async with self._sessions() as session:
                 return await session.run_sync(work)
-        if self._reader is None:
-            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reads")
-        return await asyncio.wrap_future(self._reader.submit(self._in_read, work))
+        return await self._reader.run(lambda engine: _in_read(engine, work))
 
-    def _in_read(self, work: Callable[[Session], T]) -> T:
-        if self._read_engine is None:
-            self._read_engine = self._make_engine()
-        with Session(self._read_engine, expire_on_commit=False) as session:
-            return work(session)
-
-    def _in_transaction(self, work: Callable[[Connection], T]) -> T:
-        with self._engine().begin() as connection:
-            return work(connection)
-
-    def _engine(self) -> Engine:
-        """The writer thread's engine, made at its first transaction (on the thread)."""
-        if self._sync_engine is None:
-            engine = self._make_engine()
-            event.listen(engine, "connect", _no_autocheckpoint)
-            self._sync_engine = engine
-        return self._sync_engine
-
-    def _make_engine(self) -> Engine:
+    def _file_engine(self, *, autocheckpoint: bool) -> Engine:
         """One connection to the file through the standard library's driver, set up as the
         async engine's are."""
         engine = create_sync_engine(
@@ -116,29 +92,58 @@ class Transactions:
             pool_size=1,
         )
         on_sqlite_connect(engine, memory=False)
+        if not autocheckpoint:
+            event.listen(engine, "connect", _no_autocheckpoint)
         return engine
 
     async def dispose(self) -> None:
-        """Wait for the transactions and reads under way, then close the threads' connections."""
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            await asyncio.wrap_future(reader.submit(self._dispose_read_engine))
-            reader.shutdown(wait=False)
+        """Wait for the reads and transactions under way, then close the threads' connections."""
+        await self._reader.close()
+        await self._writer.close()
+
+
+class _Lane:
+    """One thread and its engine, made by `make` at the thread's first call (on the thread):
+    everything sent here runs there, one at a time, in the order sent."""
+
+    def __init__(self, name: str, make: Callable[[], Engine]) -> None:
+        self.name = name
+        self._make = make
+        self._engine: Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None
+
+    async def run(self, call: Callable[[Engine], T]) -> T:
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
+        return await asyncio.wrap_future(self._thread.submit(self._call, call))
+
+    def _call(self, call: Callable[[Engine], T]) -> T:
+        if self._engine is None:
+            self._engine = self._make()
+        return call(self._engine)
+
+    async def close(self) -> None:
+        """After what was sent before: the engine disposed, the thread let go."""
         thread, self._thread = self._thread, None
         if thread is None:
             return
-        await asyncio.wrap_future(thread.submit(self._dispose_engine))
+        await asyncio.wrap_future(thread.submit(self._dispose))
         thread.shutdown(wait=False)
 
-    def _dispose_engine(self) -> None:
-        if self._sync_engine is not None:
-            self._sync_engine.dispose()
-            self._sync_engine = None
+    def _dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
 
-    def _dispose_read_engine(self) -> None:
-        if self._read_engine is not None:
-            self._read_engine.dispose()
-            self._read_engine = None
+
+def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    with engine.begin() as connection:
+        return work(connection)
+
+
+def _in_read(engine: Engine, work: Callable[[Session], T]) -> T:
+    with Session(engine, expire_on_commit=False) as session:
+        return work(session)
 
 
 def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
